@@ -1,0 +1,97 @@
+/**
+ * The `infraveil` command line: a thin dispatcher to each member's own commands. It reads
+ * nothing and imports nothing until it knows which command runs, so every command starts fast
+ * and with only the code it needs.
+ *
+ * @module
+ */
+
+/** The version of this release of infraveil. */
+export const VERSION = "0.1.0";
+
+type Run = (args: string[]) => Promise<number>;
+
+interface Command {
+  summary: string;
+  run: Run;
+}
+
+const COMMANDS: Record<string, Command> = {
+  keys: {
+    summary: "generate Ed25519 key files; print public keys (json, minisign, raw)",
+    run: async (a) => (await import("@infraveil/trust/main")).main(a),
+  },
+};
+
+/** `infraveil verify <what>`: each kind of verification lives with the member that owns it. */
+const VERIFY: Record<string, Command> = {};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length), 6);
+  const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`);
+  const verify = Object.entries(VERIFY).map(([n, c]) =>
+    `  verify ${n.padEnd(width - 7)}  ${c.summary}`
+  );
+  return [
+    `infraveil ${VERSION}: let an AI agent operate production without holding the keys`,
+    "",
+    "Usage: infraveil <command> [options]     (infraveil <command> --help for details)",
+    "",
+    "Commands:",
+    ...lines,
+    ...verify,
+    "",
+    "Options:",
+    "  --help, -h     show this help",
+    "  --version, -V  print the version",
+    "",
+    "Exit codes: 0 success/allowed, 1 denied/verification failed, 2 usage or input error,",
+    "            3 policy lint failure.",
+  ].join("\n");
+}
+
+/**
+ * Runs the CLI.
+ *
+ * @param args command-line arguments
+ * @returns the exit code
+ */
+export async function main(args: string[]): Promise<number> {
+  const [first, ...rest] = args;
+  if (first === undefined) {
+    console.error(usage());
+    return 2;
+  }
+  if (first === "--help" || first === "-h" || first === "help") {
+    console.log(usage());
+    return 0;
+  }
+  if (first === "--version" || first === "-V") {
+    console.log(`infraveil ${VERSION}`);
+    return 0;
+  }
+  if (first === "verify") {
+    const [what, ...more] = rest;
+    const cmd = what === undefined ? undefined : VERIFY[what];
+    if (!cmd) {
+      const known = Object.keys(VERIFY).join(", ") || "(none)";
+      console.error(
+        `error: ${
+          what === undefined ? "verify needs a subject" : `unknown verify subject "${what}"`
+        }; one of: ${known}\n\n${usage()}`,
+      );
+      return 2;
+    }
+    return await cmd.run(more);
+  }
+  const cmd = COMMANDS[first];
+  if (!cmd) {
+    console.error(
+      `error: unknown ${first.startsWith("-") ? "option" : "command"} "${first}"\n\n${usage()}`,
+    );
+    return 2;
+  }
+  return await cmd.run(rest);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

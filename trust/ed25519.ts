@@ -1,0 +1,117 @@
+/**
+ * Ed25519 keys, signing and strict RFC 8032 verification: the one verifier every member uses.
+ *
+ * Verification rejects non-canonical encodings of the public key, of R and of S (S ≥ L), and
+ * uses the cofactorless equation, so every Wycheproof "invalid" case fails. It never throws:
+ * wrong lengths or types are simply "not verified".
+ *
+ * @module
+ */
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { encodeHex } from "./encoding.ts";
+import { TrustError } from "./error.ts";
+import { sha256 } from "./hash.ts";
+
+/** An Ed25519 key pair. `privateKey` is the 32-byte RFC 8032 seed. */
+export interface Ed25519KeyPair {
+  /** First 16 hex characters of SHA-256 of the raw public key. */
+  readonly kid: string;
+  /** Raw 32-byte public key. */
+  readonly publicKey: Uint8Array;
+  /** Raw 32-byte private seed. */
+  readonly privateKey: Uint8Array;
+}
+
+/** A public key with its id. */
+export interface Ed25519PublicKey {
+  /** First 16 hex characters of SHA-256 of the raw public key. */
+  readonly kid: string;
+  /** Raw 32-byte public key. */
+  readonly publicKey: Uint8Array;
+}
+
+/**
+ * The key id of a public key: the first 16 hex characters of its SHA-256.
+ *
+ * @param publicKey raw 32-byte public key
+ * @returns 16 lowercase hex characters
+ */
+export function keyId(publicKey: Uint8Array): string {
+  return encodeHex(sha256(publicKey)).slice(0, 16);
+}
+
+/**
+ * Generates a key pair.
+ *
+ * @param random fills a buffer with secure random bytes (default: WebCrypto)
+ * @returns a new key pair
+ * @example
+ * ```ts
+ * import { generateKeyPair, signEd25519, verifyEd25519 } from "@infraveil/trust";
+ * const pair = generateKeyPair();
+ * const msg = new TextEncoder().encode("hi");
+ * if (!verifyEd25519(pair.publicKey, msg, signEd25519(pair.privateKey, msg))) throw new Error();
+ * ```
+ */
+export function generateKeyPair(
+  random: (buf: Uint8Array) => Uint8Array = (b) => crypto.getRandomValues(b),
+): Ed25519KeyPair {
+  return keyPairFromSeed(random(new Uint8Array(32)));
+}
+
+/**
+ * Derives the key pair of a 32-byte seed.
+ *
+ * @param seed the 32-byte private seed
+ * @returns the key pair
+ * @throws {TrustError} `BAD_KEY` when the seed is not 32 bytes
+ */
+export function keyPairFromSeed(seed: Uint8Array): Ed25519KeyPair {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) {
+    throw new TrustError("BAD_KEY", "An Ed25519 private key must be a 32-byte seed");
+  }
+  const publicKey = ed25519.getPublicKey(seed);
+  return { kid: keyId(publicKey), publicKey, privateKey: seed.slice() };
+}
+
+/**
+ * Signs a message (RFC 8032, deterministic).
+ *
+ * @param privateKey the 32-byte seed
+ * @param message the bytes to sign
+ * @returns the 64-byte signature
+ * @throws {TrustError} `BAD_KEY` when the key is not 32 bytes
+ */
+export function signEd25519(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
+  if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32) {
+    throw new TrustError("BAD_KEY", "An Ed25519 private key must be a 32-byte seed");
+  }
+  return ed25519.sign(message, privateKey);
+}
+
+/**
+ * Verifies an Ed25519 signature with strict RFC 8032 rules.
+ *
+ * @param publicKey raw 32-byte public key
+ * @param message the signed bytes
+ * @param signature the 64-byte signature
+ * @returns true only for a valid signature; false for anything else, never throws
+ */
+export function verifyEd25519(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (
+    !(publicKey instanceof Uint8Array) || publicKey.length !== 32 ||
+    !(signature instanceof Uint8Array) || signature.length !== 64 ||
+    !(message instanceof Uint8Array)
+  ) {
+    return false;
+  }
+  try {
+    return ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
