@@ -1,0 +1,32 @@
+// Ed25519 sign and strict verify (noble, pure JS) against WebCrypto's native Ed25519 (the
+// platform peer), in the same run.
+import { generateKeyPair, signEd25519, verifyEd25519 } from "./ed25519.ts";
+
+const pair = generateKeyPair();
+const msg = new TextEncoder().encode("infraveil-msg/v1\n" + "x".repeat(200));
+const sig = signEd25519(pair.privateKey, msg);
+const pkcs8 = new Uint8Array([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+  ...pair.privateKey,
+]);
+const wcPriv = await crypto.subtle.importKey("pkcs8", pkcs8, "Ed25519", false, ["sign"]);
+const wcPub = await crypto.subtle.importKey(
+  "raw",
+  pair.publicKey as Uint8Array<ArrayBuffer>,
+  "Ed25519",
+  false,
+  ["verify"],
+);
+
+Deno.bench("signEd25519 (noble)", { group: "sign", baseline: true }, () => {
+  signEd25519(pair.privateKey, msg);
+});
+Deno.bench("WebCrypto Ed25519 sign (peer)", { group: "sign" }, async () => {
+  await crypto.subtle.sign("Ed25519", wcPriv, msg);
+});
+Deno.bench("verifyEd25519 strict (noble)", { group: "verify", baseline: true }, () => {
+  if (!verifyEd25519(pair.publicKey, msg, sig)) throw new Error("bad");
+});
+Deno.bench("WebCrypto Ed25519 verify (peer)", { group: "verify" }, async () => {
+  await crypto.subtle.verify("Ed25519", wcPub, sig as Uint8Array<ArrayBuffer>, msg);
+});
