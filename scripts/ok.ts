@@ -31,6 +31,12 @@ async function docModules(): Promise<string[]> {
   return out.sort();
 }
 
+if (Deno.version.deno !== "2.9.6") {
+  console.error(
+    `ok: Deno ${Deno.version.deno} found; this project is pinned to 2.9.6 (npx -y deno@2.9.6 task ok)`,
+  );
+  Deno.exit(1);
+}
 await step("format", ["fmt", "--check"]);
 await step("lint", ["lint"]);
 await step("type check", ["check", "."]);
