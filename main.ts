@@ -17,6 +17,10 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  proxy: {
+    summary: "run the defending, tracing reverse proxy in front of one backend",
+    run: async (a) => (await import("@infraveil/proxy/main")).main(a),
+  },
   keys: {
     summary: "generate Ed25519 key files; print public keys (json, minisign, raw)",
     run: async (a) => (await import("@infraveil/trust/main")).main(a),

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { loadCrs } from "./crs.ts";
+import { denoFiles } from "./_io.ts";
+import { engineRunner, runFtwSuite } from "./ftw.ts";
+import { CRS_TEST_TX, loadTests } from "./main.ts";
+import { generateBenignCorpus } from "./benign_corpus.ts";
+import { sharedCrs } from "./_testutil.ts";
+
+const crs = sharedCrs();
+
+Deno.test({
+  name: "loadCrs() compiles CRS v4 as released and scores its regression tests",
+  ignore: !crs,
+  async fn() {
+    const engine = loadCrs({
+      setupFile: crs!.setup,
+      rulesDir: crs!.rules,
+      paranoia: 4,
+      mode: "monitor",
+      tx: CRS_TEST_TX,
+      files: denoFiles,
+    });
+    assert.ok(engine.ruleCount > 500);
+    const s = await runFtwSuite(
+      loadTests(crs!.tests),
+      engineRunner(engine),
+      (id) => engine.paranoiaOf(id),
+      4,
+    );
+    const pl1 = (f: string): number => {
+      const t = s.files[f]?.paranoia["1"];
+      return t ? t.passed / t.tests : 0;
+    };
+    for (
+      const f of [
+        "930-APPLICATION-ATTACK-LFI",
+        "932-APPLICATION-ATTACK-RCE",
+        "941-APPLICATION-ATTACK-XSS",
+        "942-APPLICATION-ATTACK-SQLI",
+      ]
+    ) {
+      assert.ok(pl1(`REQUEST-${f}`) >= 0.9, `${f} PL1 ${pl1(`REQUEST-${f}`)}`);
+    }
+    const all1 = s.paranoia["1"];
+    assert.ok(all1.passed / all1.tests >= 0.75, `all PL1 ${all1.passed}/${all1.tests}`);
+    assert.ok(
+      s.negative.passed / s.negative.tests >= 0.95,
+      `no_expect_ids ${s.negative.passed}/${s.negative.tests}`,
+    );
+  },
+});
+
+Deno.test({
+  name: "CRS at PL1 in block mode blocks at most 0.1% of the benign corpus",
+  ignore: !crs,
+  fn() {
+    const engine = loadCrs({
+      setupFile: crs!.setup,
+      rulesDir: crs!.rules,
+      paranoia: 1,
+      mode: "block",
+      files: denoFiles,
+    });
+    const corpus = generateBenignCorpus(2000, 7);
+    const blocked = corpus.filter(({ request }) => engine.evaluate(request).action === "block");
+    assert.ok(
+      blocked.length <= 2,
+      `blocked ${blocked.length}: ${blocked.slice(0, 3).map((b) => b.request.target)}`,
+    );
+    // and it does block attacks
+    const attack = engine.evaluate({
+      method: "GET",
+      target: "/?id=1%27%20union%20select%20password%20from%20users--",
+      protocol: "HTTP/1.1",
+      headers: [["Host", "x"], ["User-Agent", "Mozilla/5.0"], ["Accept", "*/*"]],
+      remoteAddr: "192.0.2.1",
+    });
+    assert.equal(attack.action, "block");
+    assert.ok(attack.matches.some((m) => m.category === "sqli"));
+  },
+});
+
+Deno.test("generateBenignCorpus() is deterministic", () => {
+  const a = generateBenignCorpus(50, 3).map((x) => x.request.target).join();
+  const b = generateBenignCorpus(50, 3).map((x) => x.request.target).join();
+  assert.equal(a, b);
+  assert.notEqual(a, generateBenignCorpus(50, 4).map((x) => x.request.target).join());
+});
