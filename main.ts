@@ -17,6 +17,10 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  policy: {
+    summary: "lint, format, check, explain, test and hash governance policies",
+    run: async (a) => (await import("@infraveil/policy/main")).main(a),
+  },
   proxy: {
     summary: "run the defending, tracing reverse proxy in front of one backend",
     run: async (a) => (await import("@infraveil/proxy/main")).main(a),
