@@ -21,6 +21,22 @@ const COMMANDS: Record<string, Command> = {
     summary: "lint, format, check, explain, test and hash governance policies",
     run: async (a) => (await import("@infraveil/policy/main")).main(a),
   },
+  release: {
+    summary: "sign release artifacts; build encrypted, signed agent bundles; make tenant keys",
+    run: async (a) => (await import("@infraveil/agent/release")).releaseMain(a),
+  },
+  agent: {
+    summary: "verify the agent bundle against the launcher config, or verify and run it",
+    run: async (a) => (await import("@infraveil/agent/main")).main(a),
+  },
+  control: {
+    summary: "control plane: init, serve, enroll, approve, reject, evidence export, authority",
+    run: async (a) => (await import("@infraveil/control/main")).main(a),
+  },
+  mcp: {
+    summary: "the governed MCP server (stdio): read the fleet, request changes, never apply them",
+    run: async (a) => (await import("@infraveil/mcp/main")).main(a),
+  },
   proxy: {
     summary: "run the defending, tracing reverse proxy in front of one backend",
     run: async (a) => (await import("@infraveil/proxy/main")).main(a),
@@ -32,7 +48,12 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** `infraveil verify <what>`: each kind of verification lives with the member that owns it. */
-const VERIFY: Record<string, Command> = {};
+const VERIFY: Record<string, Command> = {
+  signature: {
+    summary: "verify a release artifact against its attestation and a public key",
+    run: async (a) => (await import("@infraveil/agent/release")).verifySignatureMain(a),
+  },
+};
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length), 6);

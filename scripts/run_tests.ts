@@ -16,6 +16,7 @@ const child = new Deno.Command(Deno.execPath(), {
     "test",
     "-A",
     "--unstable-worker-options",
+    "--unstable-net",
     "--parallel",
     "--no-check=remote",
     `--junit-path=${junit}`,

@@ -5,7 +5,7 @@
  * @module
  */
 import { decodeBase64, encodeBase64, utf8 } from "./encoding.ts";
-import { type Ed25519KeyPair, signEd25519, verifyEd25519 } from "./ed25519.ts";
+import { type Ed25519KeyPair, signEd25519, verifyEd25519Async } from "./ed25519.ts";
 import { TrustError } from "./error.ts";
 import type { KeyResolver } from "./envelope.ts";
 
@@ -140,7 +140,7 @@ export async function verifyDsse(
     } catch {
       continue;
     }
-    if (verifyEd25519(publicKey, message, sig)) {
+    if (await verifyEd25519Async(publicKey, message, sig)) {
       return { payloadType: env.payloadType, payload, keyid };
     }
   }

@@ -5,6 +5,12 @@
  * uses the cofactorless equation, so every Wycheproof "invalid" case fails. It never throws:
  * wrong lengths or types are simply "not verified".
  *
+ * There is one verification rule and two ways in: {@link verifyEd25519} (synchronous, pure
+ * JS) and {@link verifyEd25519Async}, which applies the same strict encoding checks in JS and
+ * then lets the platform's native WebCrypto do the curve arithmetic, about ten times faster.
+ * A differential test holds the two to the same answers on every Wycheproof case and on
+ * mutated signatures.
+ *
  * @module
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -111,6 +117,124 @@ export function verifyEd25519(
   }
   try {
     return ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+// 2^255 - 19 and the group order L, little-endian, for the strict encoding checks.
+const P_LE = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 0xed : i === 31 ? 0x7f : 0xff));
+const L_LE = new Uint8Array([
+  0xed,
+  0xd3,
+  0xf5,
+  0x5c,
+  0x1a,
+  0x63,
+  0x12,
+  0x58,
+  0xd6,
+  0x9c,
+  0xf7,
+  0xa2,
+  0xde,
+  0xf9,
+  0xde,
+  0x14,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0x10,
+]);
+
+/** Whether little-endian `a` (with the top bit of byte 31 masked off when `mask`) is < `b`. */
+function lessThan(a: Uint8Array, b: Uint8Array, mask: boolean): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const x = i === 31 && mask ? a[i] & 0x7f : a[i];
+    if (x !== b[i]) return x < b[i];
+  }
+  return false;
+}
+
+/** RFC 8032 §5.1.3: a point encoding is canonical when its y coordinate is < p. */
+function canonicalPoint(encoded: Uint8Array): boolean {
+  return lessThan(encoded, P_LE, true);
+}
+
+const keyCache = new Map<string, CryptoKey>();
+
+async function importVerifyKey(publicKey: Uint8Array): Promise<CryptoKey> {
+  let id = "";
+  for (let i = 0; i < 32; i++) id += String.fromCharCode(publicKey[i]);
+  let key = keyCache.get(id);
+  if (!key) {
+    key = await crypto.subtle.importKey(
+      "raw",
+      publicKey.slice() as Uint8Array<ArrayBuffer>,
+      "Ed25519",
+      false,
+      ["verify"],
+    );
+    if (keyCache.size >= 256) keyCache.delete(keyCache.keys().next().value!);
+    keyCache.set(id, key);
+  }
+  return key;
+}
+
+/**
+ * Verifies an Ed25519 signature with the same strict RFC 8032 rules as
+ * {@link verifyEd25519}, using native WebCrypto for the curve arithmetic.
+ *
+ * @param publicKey raw 32-byte public key
+ * @param message the signed bytes
+ * @param signature the 64-byte signature
+ * @returns true only for a valid signature; false for anything else, never rejects
+ * @example
+ * ```ts
+ * import { generateKeyPair, signEd25519, verifyEd25519Async } from "@infraveil/trust";
+ * const pair = generateKeyPair();
+ * const msg = new TextEncoder().encode("hi");
+ * if (!(await verifyEd25519Async(pair.publicKey, msg, signEd25519(pair.privateKey, msg)))) {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export async function verifyEd25519Async(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  if (
+    !(publicKey instanceof Uint8Array) || publicKey.length !== 32 ||
+    !(signature instanceof Uint8Array) || signature.length !== 64 ||
+    !(message instanceof Uint8Array)
+  ) {
+    return false;
+  }
+  // Strict encodings first: S < L, and canonical A and R. The platform then checks the
+  // cofactorless equation [S]B = R + [k]A.
+  if (!lessThan(signature.subarray(32), L_LE, false)) return false;
+  if (!canonicalPoint(publicKey) || !canonicalPoint(signature.subarray(0, 32))) return false;
+  try {
+    const key = await importVerifyKey(publicKey);
+    return await crypto.subtle.verify(
+      "Ed25519",
+      key,
+      signature as Uint8Array<ArrayBuffer>,
+      message as Uint8Array<ArrayBuffer>,
+    );
   } catch {
     return false;
   }

@@ -1,6 +1,6 @@
 // Ed25519 sign and strict verify (noble, pure JS) against WebCrypto's native Ed25519 (the
 // platform peer), in the same run.
-import { generateKeyPair, signEd25519, verifyEd25519 } from "./ed25519.ts";
+import { generateKeyPair, signEd25519, verifyEd25519, verifyEd25519Async } from "./ed25519.ts";
 
 const pair = generateKeyPair();
 const msg = new TextEncoder().encode("infraveil-msg/v1\n" + "x".repeat(200));
@@ -41,6 +41,9 @@ Deno.bench("WebCrypto Ed25519 sign (peer)", { group: "sign" }, async () => {
 });
 Deno.bench("verifyEd25519 strict (noble)", { group: "verify", baseline: true }, () => {
   if (!verifyEd25519(pair.publicKey, msg, sig)) throw new Error("bad");
+});
+Deno.bench("verifyEd25519Async strict (JS checks + WebCrypto)", { group: "verify" }, async () => {
+  if (!(await verifyEd25519Async(pair.publicKey, msg, sig))) throw new Error("bad");
 });
 Deno.bench("WebCrypto Ed25519 verify (peer)", { group: "verify" }, async () => {
   await crypto.subtle.verify("Ed25519", wcPub, sig as Uint8Array<ArrayBuffer>, msg);

@@ -10,7 +10,7 @@
  */
 import { canonicalBytes } from "./canonical.ts";
 import { concatBytes, decodeBase64Url, encodeBase64Url, utf8 } from "./encoding.ts";
-import { type Ed25519KeyPair, signEd25519, verifyEd25519 } from "./ed25519.ts";
+import { type Ed25519KeyPair, signEd25519, verifyEd25519Async } from "./ed25519.ts";
 import { TrustError } from "./error.ts";
 
 /** The domain-separation prefix of every signed message. */
@@ -168,7 +168,7 @@ export async function verifyEnvelope(
   } catch (cause) {
     throw new TrustError("MALFORMED", "Message payload is not canonical JSON", { cause });
   }
-  if (!verifyEd25519(publicKey, message, sigBytes)) {
+  if (!(await verifyEd25519Async(publicKey, message, sigBytes))) {
     throw new TrustError("BAD_SIGNATURE", `Message signature does not verify with key ${kid}`);
   }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { sharedPath } from "../tests/_harness.ts";
 import { decryptAesGcm, encryptAesGcm } from "./aes_gcm.ts";
 import { decodeHex } from "./encoding.ts";
-import { verifyEd25519 } from "./ed25519.ts";
+import { verifyEd25519, verifyEd25519Async } from "./ed25519.ts";
 import { TrustError } from "./error.ts";
 import { hmacSha256, verifyHmacSha256 } from "./hash.ts";
 
@@ -114,5 +114,22 @@ Deno.test({
       }
     }
     assert.equal(n, 174);
+  },
+});
+
+Deno.test({
+  name: "verifyEd25519Async() gives the same answer as verifyEd25519() on every Wycheproof case",
+  ignore: !ed,
+  async fn() {
+    for (const g of ed!) {
+      const pk = decodeHex((g.publicKey as { pk: string }).pk);
+      for (const t of g.tests) {
+        const msg = decodeHex(t.msg as string);
+        const sig = decodeHex(t.sig as string);
+        const label = `tcId ${t.tcId}: ${t.comment}`;
+        assert.equal(await verifyEd25519Async(pk, msg, sig), t.result === "valid", label);
+        assert.equal(await verifyEd25519Async(pk, msg, sig), verifyEd25519(pk, msg, sig), label);
+      }
+    }
   },
 });

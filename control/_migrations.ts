@@ -1,0 +1,148 @@
+/**
+ * Versioned schema migrations, the same logical schema for SQLite and PostgreSQL. Types are
+ * limited to TEXT, INTEGER and BIGINT (times are Unix milliseconds; JSON is TEXT), so one text
+ * serves both. Never edit an applied migration: add a new version.
+ *
+ * @module
+ */
+
+/** One migration. */
+export interface Migration {
+  /** Version, increasing from 1. */
+  version: number;
+  /** Short name. */
+  name: string;
+  /** Statements, run in order inside one transaction. */
+  statements: string[];
+}
+
+/** Every migration, in order. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial",
+    statements: [
+      `CREATE TABLE tenants (
+        name TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        active_policy_hash TEXT,
+        settings TEXT NOT NULL)`,
+      `CREATE TABLE users (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, email TEXT NOT NULL, display_name TEXT,
+        status TEXT NOT NULL, created_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, id), UNIQUE (tenant, email))`,
+      `CREATE TABLE tokens (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, user_id TEXT NOT NULL, kind TEXT NOT NULL,
+        hash TEXT NOT NULL, label TEXT, created_at BIGINT NOT NULL, expires_at BIGINT,
+        used_at BIGINT, revoked_at BIGINT,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE TABLE identities (
+        tenant TEXT NOT NULL, kid TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+        public_key TEXT NOT NULL, operator TEXT, status TEXT NOT NULL,
+        created_at BIGINT NOT NULL, revoked_at BIGINT,
+        PRIMARY KEY (tenant, kid))`,
+      `CREATE UNIQUE INDEX identities_active_name ON identities (tenant, name)
+        WHERE status = 'active'`,
+      `CREATE TABLE enrollment_tokens (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, hash TEXT NOT NULL, name TEXT NOT NULL,
+        kind TEXT NOT NULL, operator TEXT, created_by TEXT NOT NULL, created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, used_at BIGINT,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE TABLE nonces (
+        tenant TEXT NOT NULL, nonce TEXT NOT NULL, exp BIGINT NOT NULL,
+        CONSTRAINT nonces_unique UNIQUE (tenant, nonce))`,
+      `CREATE INDEX nonces_exp ON nonces (tenant, exp)`,
+      `CREATE TABLE rate_limits (
+        tenant TEXT NOT NULL, bucket TEXT NOT NULL, window_start BIGINT NOT NULL,
+        hits INTEGER NOT NULL,
+        PRIMARY KEY (tenant, bucket))`,
+      `CREATE TABLE policies (
+        tenant TEXT NOT NULL, hash TEXT NOT NULL, text TEXT NOT NULL, status TEXT NOT NULL,
+        created_at BIGINT NOT NULL, created_by TEXT NOT NULL, activated_at BIGINT,
+        PRIMARY KEY (tenant, hash))`,
+      `CREATE TABLE requests (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, action TEXT NOT NULL,
+        action_hash TEXT NOT NULL, requester TEXT NOT NULL, requester_kind TEXT NOT NULL,
+        operator TEXT, environment TEXT, service TEXT, targets TEXT NOT NULL,
+        status TEXT NOT NULL, decision TEXT NOT NULL, approvals_required INTEGER NOT NULL,
+        policy_hash TEXT, break_glass TEXT, created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE UNIQUE INDEX requests_pending_fold ON requests (tenant, action_hash)
+        WHERE status = 'pending'`,
+      `CREATE INDEX requests_by_time ON requests (tenant, created_at, id)`,
+      `CREATE TABLE votes (
+        tenant TEXT NOT NULL, request_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        decision TEXT NOT NULL, method TEXT NOT NULL, comment TEXT,
+        created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, request_id, user_id))`,
+      `CREATE TABLE signed_approvals (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, request_id TEXT NOT NULL,
+        envelope TEXT NOT NULL, action_hash TEXT NOT NULL, expires_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, id), UNIQUE (tenant, request_id))`,
+      `CREATE TABLE approval_targets (
+        tenant TEXT NOT NULL, approval_id TEXT NOT NULL, host TEXT NOT NULL,
+        expires_at BIGINT NOT NULL, used_at BIGINT, used_by TEXT, result_status TEXT,
+        result TEXT, reported_at BIGINT,
+        PRIMARY KEY (tenant, approval_id, host))`,
+      `CREATE INDEX approval_targets_host ON approval_targets (tenant, host, used_at)`,
+      `CREATE TABLE authority_groups (
+        tenant TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tenant, name))`,
+      `CREATE TABLE authority_roles (
+        tenant TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (tenant, name))`,
+      `CREATE TABLE group_members (
+        tenant TEXT NOT NULL, group_name TEXT NOT NULL, member_kind TEXT NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (tenant, group_name, member_kind, member))`,
+      `CREATE TABLE role_assignments (
+        tenant TEXT NOT NULL, subject_kind TEXT NOT NULL, subject TEXT NOT NULL,
+        role TEXT NOT NULL,
+        PRIMARY KEY (tenant, subject_kind, subject, role))`,
+      `CREATE TABLE grants (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,
+        environment TEXT NOT NULL, service TEXT NOT NULL,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE TABLE delegations (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, from_user TEXT NOT NULL, to_user TEXT NOT NULL,
+        role TEXT, expires_at BIGINT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE TABLE breakglass (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, holder TEXT NOT NULL,
+        justification TEXT NOT NULL, scope TEXT NOT NULL, opened_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, closed_at BIGINT, closed_by TEXT, close_reason TEXT,
+        review TEXT, reviewed_at BIGINT, reviewed_by TEXT,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE TABLE hosts (
+        tenant TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, policy_hash TEXT,
+        health TEXT NOT NULL, anchor TEXT, checkpoint TEXT, first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (tenant, name))`,
+      `CREATE TABLE spans (
+        tenant TEXT NOT NULL, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
+        parent_span_id TEXT, host TEXT NOT NULL, service TEXT, name TEXT NOT NULL,
+        start_ms BIGINT NOT NULL, duration_ms BIGINT NOT NULL, status INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (tenant, trace_id, span_id))`,
+      `CREATE INDEX spans_by_time ON spans (tenant, start_ms, span_id)`,
+      `CREATE TABLE findings (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, host TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        category TEXT NOT NULL, severity TEXT NOT NULL, title TEXT NOT NULL, service TEXT,
+        status TEXT NOT NULL, hits INTEGER NOT NULL, first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (tenant, id), UNIQUE (tenant, host, fingerprint))`,
+      `CREATE INDEX findings_by_time ON findings (tenant, last_seen, id)`,
+      `CREATE TABLE tenant_usage (
+        tenant TEXT NOT NULL PRIMARY KEY, spans BIGINT NOT NULL, findings BIGINT NOT NULL)`,
+      `CREATE TABLE anchors (
+        tenant TEXT NOT NULL, host TEXT NOT NULL, size BIGINT NOT NULL, root TEXT NOT NULL,
+        note TEXT NOT NULL, created_at BIGINT NOT NULL,
+        PRIMARY KEY (tenant, host, size))`,
+      `CREATE TABLE evidence (
+        tenant TEXT NOT NULL, seq BIGINT NOT NULL, line TEXT NOT NULL,
+        PRIMARY KEY (tenant, seq))`,
+      `CREATE TABLE evidence_heads (
+        tenant TEXT NOT NULL PRIMARY KEY, size BIGINT NOT NULL, state TEXT NOT NULL)`,
+    ],
+  },
+];

@@ -1,0 +1,125 @@
+/**
+ * The default backend: one SQLite file through `node:sqlite`, zero set-up.
+ *
+ * SQLite has one writer at a time, and `node:sqlite` is synchronous while our transactions
+ * are async, so this backend runs transactions one after another through a queue; inside a
+ * transaction no other statement can interleave. WAL journal, `synchronous=FULL` (a commit is
+ * on disk before it is acknowledged), foreign keys off (the schema has none).
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { ControlStore, StoreTx } from "./store.ts";
+import {
+  appliedMigrations,
+  migrate,
+  type SqlConn,
+  type SqlRow,
+  SqlTx,
+  type SqlValue,
+} from "./_sql_store.ts";
+import { ControlError } from "./error.ts";
+
+/** Options of {@link openSqliteStore}. */
+export interface SqliteStoreOptions {
+  /** Clock for the migrations table, ms. */
+  now?: () => number;
+  /** `synchronous` pragma (default `FULL`). */
+  synchronous?: "FULL" | "NORMAL";
+}
+
+class SqliteConn implements SqlConn {
+  readonly #db: DatabaseSync;
+  readonly #cache = new Map<string, StatementSync>();
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+  #prepare(sql: string): StatementSync {
+    let st = this.#cache.get(sql);
+    if (!st) {
+      st = this.#db.prepare(sql.replace(/ FOR UPDATE\b/g, ""));
+      this.#cache.set(sql, st);
+    }
+    return st;
+  }
+  all(sql: string, params: readonly SqlValue[] = []): Promise<SqlRow[]> {
+    return Promise.resolve(this.#prepare(sql).all(...params) as SqlRow[]);
+  }
+  run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return Promise.resolve(Number(this.#prepare(sql).run(...params).changes));
+  }
+}
+
+/**
+ * Opens (creating if needed) a SQLite store and applies pending migrations.
+ *
+ * @param path database file, or `:memory:`
+ * @param options clock and durability
+ * @returns the store
+ * @throws {ControlError} `STORE` when the file cannot be opened or migrated
+ */
+export async function openSqliteStore(
+  path: string,
+  options: SqliteStoreOptions = {},
+): Promise<ControlStore> {
+  const { now = Date.now, synchronous = "FULL" } = options;
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec(`PRAGMA synchronous = ${synchronous}`);
+    db.exec("PRAGMA busy_timeout = 5000");
+  } catch (cause) {
+    throw new ControlError("STORE", `Cannot open SQLite database ${path}: ${cause}`, { cause });
+  }
+  const conn = new SqliteConn(db);
+  const tx = new SqlTx(conn);
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  async function run<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
+    if (closed) throw new ControlError("STORE", "The store is closed");
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = await fn(tx);
+      db.exec("COMMIT");
+      return out;
+    } catch (e) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  function serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = queue.then(fn, fn);
+    queue = next.catch(() => {});
+    return next;
+  }
+
+  await serialize(async () => {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      await migrate(conn, now());
+      db.exec("COMMIT");
+    } catch (cause) {
+      db.exec("ROLLBACK");
+      throw new ControlError("STORE", `Cannot migrate SQLite database ${path}: ${cause}`, {
+        cause,
+      });
+    }
+  });
+
+  return {
+    backend: "sqlite",
+    tx: <T>(fn: (t: StoreTx) => Promise<T>): Promise<T> => serialize(() => run(fn)),
+    migrations: () => serialize(() => appliedMigrations(conn)),
+    close: () =>
+      serialize(() => {
+        if (!closed) {
+          closed = true;
+          db.close();
+        }
+        return Promise.resolve();
+      }),
+  };
+}

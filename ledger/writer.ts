@@ -1,0 +1,569 @@
+/**
+ * The durable file writer: appends entries to one JSONL file with fsync per entry or group
+ * commit, holds an exclusive lock file for as long as it is open, and on open recovers from a
+ * crash by moving a torn final line into a quarantine file (never dropping it).
+ *
+ * An append's promise resolves only after its line is on disk (`fdatasync`). A write that
+ * fails leaves the writer failed: every later append rejects until the ledger is reopened,
+ * which re-reads the file as it is on disk.
+ *
+ * @module
+ */
+import { decodeHex, type Ed25519KeyPair, encodeBase64, utf8 } from "@infraveil/trust";
+import { type Anchor, formatAnchor } from "./anchor.ts";
+import { signCheckpoint } from "./checkpoint.ts";
+import { type JsonValue, ROTATE_TYPE } from "./entry.ts";
+import { LedgerError } from "./error.ts";
+import { CompactTree } from "./merkle.ts";
+import { formatNext, type NextEntry } from "./_append.ts";
+import { copyEncoded } from "./_hash.ts";
+import { hexOf } from "./_hex.ts";
+import { type AppendInput, LedgerState } from "./state.ts";
+import { verifyLedger } from "./verify.ts";
+import { fileChunks, writeAll, writeAllSync } from "./_io.ts";
+
+/** How appends reach the disk. */
+export type DurabilityMode = "fsync" | "group";
+
+/** What was moved out of the ledger on open. */
+export interface QuarantineInfo {
+  /** The ledger file. */
+  ledger: string;
+  /** The file the torn bytes were appended to. */
+  quarantine: string;
+  /** Byte offset in the ledger where the torn line began. */
+  offset: number;
+  /** How many bytes were moved. */
+  length: number;
+}
+
+/** Options of {@link openLedger}. */
+export interface OpenLedgerOptions {
+  /** `fsync` (default): one fdatasync per entry; `group`: one per batch of concurrent appends. */
+  mode?: DurabilityMode;
+  /** Actor for entries that name none (default `"ledger"`). */
+  actor?: string;
+  /** The clock, in milliseconds since the epoch (default `Date.now`). */
+  now?: () => number;
+  /** Called when a torn final line was quarantined on open. */
+  onQuarantine?: (info: QuarantineInfo) => void;
+}
+
+/** The result of an append. */
+export interface AppendResult {
+  /** The entry's seq. */
+  seq: number;
+  /** Hex leaf hash of its line. */
+  leafHash: string;
+  /** The line, without the newline. */
+  line: string;
+}
+
+/** Options of {@link LedgerWriter.rotate}. */
+export interface RotateOptions {
+  /** Signs the final checkpoint of the current file into the reference. */
+  key?: Ed25519KeyPair;
+  /** Checkpoint origin (required with `key`). */
+  origin?: string;
+}
+
+/** An open ledger. */
+export interface LedgerWriter {
+  /** The file being appended to. */
+  readonly path: string;
+  /** What recovery quarantined on open, if anything. */
+  readonly recovered: QuarantineInfo | null;
+  /**
+   * Appends one entry; resolves once it is on disk.
+   *
+   * @param input type, actor, data
+   * @returns seq, leaf hash and line
+   */
+  append(input: AppendInput): Promise<AppendResult>;
+  /**
+   * The head of the entries on disk.
+   *
+   * @returns size and root
+   */
+  head(): Anchor;
+  /**
+   * The head of the entries on disk as `SIZE:ROOTHEX`.
+   *
+   * @returns the anchor text
+   */
+  anchor(): string;
+  /**
+   * The state of the entries on disk.
+   *
+   * @returns the state
+   */
+  state(): LedgerState;
+  /**
+   * Signs the head of the entries on disk as a checkpoint note.
+   *
+   * @param key the host key
+   * @param origin the log's origin (also the key name)
+   * @returns the note text
+   */
+  checkpoint(key: Ed25519KeyPair, origin: string): string;
+  /**
+   * Starts a new file whose first entry references this file's final checkpoint, then closes
+   * this file. Appends continue in the new file.
+   *
+   * @param newPath the new file (must not exist or be empty)
+   * @param options key and origin to sign the reference's checkpoint
+   */
+  rotate(newPath: string, options?: RotateOptions): Promise<void>;
+  /** Waits for pending appends, closes the file and releases the lock. */
+  close(): Promise<void>;
+}
+
+interface Pending {
+  /** End of the entry's line (and newline) in its batch buffer. */
+  end: number;
+  /** The tree and prev after this entry (fsync mode, where each entry is its own batch). */
+  snapshot: Snapshot | null;
+  result: AppendResult;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Snapshot {
+  tree: CompactTree;
+  prev: string;
+}
+
+interface LockInfo {
+  pid: number;
+  since: string;
+}
+
+/** An exclusive lock: the lock file, held open with an exclusive `flock` on it. */
+interface HeldLock {
+  path: string;
+  file: Deno.FsFile;
+}
+
+/** How long to wait for the holder's `flock` before calling the ledger locked. */
+const LOCK_WAIT_MS = 500;
+
+async function sameFile(file: Deno.FsFile, path: string): Promise<boolean> {
+  try {
+    const [a, b] = [await file.stat(), await Deno.stat(path)];
+    return a.ino === b.ino && a.dev === b.dev;
+  } catch {
+    return false;
+  }
+}
+
+async function writeLockInfo(file: Deno.FsFile, now: () => number): Promise<void> {
+  const info: LockInfo = { pid: Deno.pid, since: new Date(now()).toISOString() };
+  await file.truncate(0);
+  await file.seek(0, Deno.SeekMode.Start);
+  await writeAll(file, utf8(JSON.stringify(info) + "\n"));
+}
+
+/**
+ * Takes the ledger's lock: `PATH.lock`, created if absent, held open with an exclusive flock.
+ * The kernel drops a flock when its holder dies, so a lock file left by a crashed writer is
+ * taken over (whatever its pid says), while a live holder — another process, or another writer
+ * in this process — keeps it and the caller gets `LOCKED`. Needs no permission beyond the
+ * ledger's directory.
+ */
+async function acquireLock(path: string, now: () => number): Promise<HeldLock> {
+  const lockPath = `${path}.lock`;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    let file: Deno.FsFile;
+    let created = false;
+    try {
+      file = await Deno.open(lockPath, { read: true, write: true, createNew: true });
+      created = true;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) {
+        throw new LedgerError("LOCKED", `Cannot create lock file ${lockPath}: ${e}`, { cause: e });
+      }
+      try {
+        file = await Deno.open(lockPath, { read: true, write: true });
+      } catch (e2) {
+        if (e2 instanceof Deno.errors.NotFound) continue; // just released: try again
+        throw new LedgerError("LOCKED", `Cannot open lock file ${lockPath}: ${e2}`, { cause: e2 });
+      }
+    }
+    const locked = file.lock(true).then(() => true);
+    const timer = created ? undefined : AbortSignal.timeout(LOCK_WAIT_MS);
+    const won = await (timer
+      ? Promise.race([
+        locked,
+        new Promise<boolean>((r) => timer.onabort = () => r(false)),
+      ])
+      : locked);
+    if (!won) {
+      // The holder is alive. Release our pending request whenever it completes.
+      locked.then(() => file.close(), () => file.close());
+      let holder: Partial<LockInfo> = {};
+      try {
+        holder = JSON.parse(await Deno.readTextFile(lockPath));
+      } catch { /* being rewritten */ }
+      const who = holder.pid === Deno.pid
+        ? `this process already has a writer open on it (since ${holder.since}); append through that writer or close it first`
+        : `another writer (pid ${holder.pid ?? "?"}, since ${
+          holder.since ?? "?"
+        }) holds ${lockPath}; stop it first`;
+      throw new LedgerError("LOCKED", `Cannot open ${path}: ${who}`);
+    }
+    // The lock file may have been released and removed while we waited: lock the current one.
+    if (!(await sameFile(file, lockPath))) {
+      file.close();
+      continue;
+    }
+    await writeLockInfo(file, now);
+    return { path: lockPath, file };
+  }
+  throw new LedgerError("LOCKED", `Cannot open ${path}: the lock file ${lockPath} keeps changing`);
+}
+
+async function releaseLock(lock: HeldLock): Promise<void> {
+  // Remove while still holding the flock, so a waiter that wins it sees the file is gone.
+  await Deno.remove(lock.path).catch(() => {});
+  lock.file.close();
+}
+
+/** Makes a rename durable: syncs the directory holding `path` (best effort off Linux). */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  try {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  } catch {
+    // Some platforms cannot open or sync a directory; the rename itself is still atomic.
+  }
+}
+
+async function recover(
+  path: string,
+  file: Deno.FsFile,
+  now: () => number,
+): Promise<{ state: LedgerState; quarantined: QuarantineInfo | null }> {
+  const report = await verifyLedger([{ name: path, data: fileChunks(path, undefined, true) }]);
+  if (report.ok) return { state: LedgerState.fromJSON(report.state), quarantined: null };
+  const p = report.problem!;
+  if (p.class !== "torn") {
+    throw new LedgerError(
+      "CORRUPT",
+      `Cannot append to ${path}: line ${p.line} (seq ${p.seq}) is ${p.class}: ${p.message}. Run \`infraveil verify ledger ${path}\` and keep the file as evidence; start a new ledger file to continue`,
+    );
+  }
+  // Move the torn tail into the quarantine file first, durably, then cut it from the ledger.
+  const size = (await file.stat()).size;
+  const length = size - p.offset;
+  const torn = new Uint8Array(length);
+  await file.seek(p.offset, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(torn.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  const quarantine = `${path}.quarantine`;
+  const record = JSON.stringify({
+    ts: new Date(now()).toISOString(),
+    ledger: path,
+    offset: p.offset,
+    length: got,
+    seq: p.seq,
+    base64: encodeBase64(torn.subarray(0, got)),
+  }) + "\n";
+  const q = await Deno.open(quarantine, { append: true, create: true });
+  try {
+    await writeAll(q, utf8(record));
+    await q.syncData();
+  } finally {
+    q.close();
+  }
+  await file.truncate(p.offset);
+  await file.syncData();
+  return {
+    state: LedgerState.fromJSON(report.state),
+    quarantined: { ledger: path, quarantine, offset: p.offset, length: got },
+  };
+}
+
+/**
+ * Opens (or creates) a ledger file for appending: takes the lock, checks the file, quarantines
+ * a torn final line, and returns a writer.
+ *
+ * @param path the ledger file
+ * @param options durability mode, actor, clock, quarantine callback
+ * @returns the writer
+ * @throws {LedgerError} `LOCKED` when another writer holds the file, `CORRUPT` when the file
+ *   fails verification for any reason other than a torn final line
+ * @example
+ * ```ts ignore
+ * import { openLedger } from "@infraveil/ledger";
+ * const ledger = await openLedger("audit.jsonl", { mode: "group", actor: "agent:web-1" });
+ * const { seq } = await ledger.append({ type: "action.execute", data: { id: "a1" } });
+ * console.log(seq, ledger.anchor());
+ * await ledger.close();
+ * ```
+ */
+export async function openLedger(
+  path: string,
+  options: OpenLedgerOptions = {},
+): Promise<LedgerWriter> {
+  const { now = Date.now } = options;
+  const lock = await acquireLock(path, now);
+  let file: Deno.FsFile | null = null;
+  try {
+    file = await Deno.open(path, { read: true, write: true, create: true });
+    const { state, quarantined } = await recover(path, file, now);
+    await file.seek(0, Deno.SeekMode.End);
+    if (quarantined) options.onQuarantine?.(quarantined);
+    return new FileLedgerWriter(path, lock, file, state, quarantined, options);
+  } catch (e) {
+    file?.close();
+    await releaseLock(lock);
+    throw e;
+  }
+}
+
+class FileLedgerWriter implements LedgerWriter {
+  #path: string;
+  #lock: HeldLock;
+  #file: Deno.FsFile;
+  // After every accepted append (the tree is mutated in place; snapshots are O(1) clones).
+  #tree: CompactTree;
+  #prev: string;
+  #durable: LedgerState; // after the appends on disk
+  // Lines waiting for the next write, back to back, and their appends.
+  #buf: Uint8Array = new Uint8Array(1 << 16);
+  #bufLength = 0;
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | null = null;
+  #failed: unknown = null;
+  #closed = false;
+  readonly #mode: DurabilityMode;
+  readonly #actor: string;
+  readonly #now: () => number;
+  readonly recovered: QuarantineInfo | null;
+
+  constructor(
+    path: string,
+    lock: HeldLock,
+    file: Deno.FsFile,
+    state: LedgerState,
+    recovered: QuarantineInfo | null,
+    options: OpenLedgerOptions,
+  ) {
+    this.#path = path;
+    this.#lock = lock;
+    this.#file = file;
+    const json = state.toJSON();
+    this.#tree = new CompactTree(json.size, json.frontier.map(decodeHex));
+    this.#prev = json.prev;
+    this.#durable = state;
+    this.recovered = recovered;
+    this.#mode = options.mode ?? "fsync";
+    if (this.#mode !== "fsync" && this.#mode !== "group") {
+      throw new LedgerError(
+        "BAD_ENTRY",
+        `Unknown durability mode ${this.#mode}; use fsync or group`,
+      );
+    }
+    this.#actor = options.actor ?? "ledger";
+    this.#now = options.now ?? Date.now;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  append(input: AppendInput): Promise<AppendResult> {
+    if (this.#closed) {
+      return Promise.reject(
+        new LedgerError("CLOSED", `Cannot append to ${this.#path}: the writer is closed`),
+      );
+    }
+    if (this.#failed) {
+      return Promise.reject(
+        new LedgerError(
+          "WRITE_FAILED",
+          `Cannot append to ${this.#path}: an earlier write failed (${this.#failed}); reopen the ledger`,
+          { cause: this.#failed },
+        ),
+      );
+    }
+    if (input?.type === ROTATE_TYPE) {
+      return Promise.reject(
+        new LedgerError("BAD_ENTRY", `Entry type ${ROTATE_TYPE} is reserved; use rotate()`),
+      );
+    }
+    let next: NextEntry;
+    try {
+      next = formatNext(this.#tree.size, this.#prev, input, { now: this.#now, actor: this.#actor });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // Copy the line (still in the hashing module) and a newline into the write buffer.
+    const need = this.#bufLength + next.length + 1;
+    if (need > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(need, this.#buf.length * 2));
+      grown.set(this.#buf.subarray(0, this.#bufLength));
+      this.#buf = grown;
+    }
+    copyEncoded(this.#buf, this.#bufLength, next.length);
+    this.#buf[need - 1] = 0x0a;
+    this.#bufLength = need;
+    this.#tree.append(next.hash);
+    this.#prev = hexOf(next.hash);
+    const result: AppendResult = { seq: next.entry.seq, leafHash: this.#prev, line: next.line };
+    const snapshot = this.#mode === "fsync" ? { tree: this.#tree.clone(), prev: this.#prev } : null;
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ end: need, snapshot, result, resolve, reject });
+      if (!this.#flushing) {
+        this.#flushing = new Promise<void>((r) => queueMicrotask(r)).then(() => this.#flush());
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        // Take everything waiting; appends made meanwhile go to a fresh buffer.
+        const batch = this.#queue;
+        const bytes = this.#buf.subarray(0, this.#bufLength);
+        const after: Snapshot = { tree: this.#tree.clone(), prev: this.#prev };
+        this.#queue = [];
+        this.#buf = new Uint8Array(Math.max(1 << 16, this.#bufLength));
+        this.#bufLength = 0;
+        try {
+          if (this.#mode === "fsync") {
+            // One write and one fdatasync per entry; the synchronous calls skip two thread-pool
+            // round trips, which is most of the cost above the disk's own.
+            let start = 0;
+            for (const p of batch) {
+              writeAllSync(this.#file, bytes.subarray(start, p.end));
+              this.#file.syncDataSync();
+              start = p.end;
+              this.#durable = LedgerState.fromTree(p.snapshot!.tree, p.snapshot!.prev);
+              p.resolve(p.result);
+            }
+          } else {
+            await writeAll(this.#file, bytes);
+            await this.#file.syncData();
+            this.#durable = LedgerState.fromTree(after.tree, after.prev);
+            for (const p of batch) p.resolve(p.result);
+          }
+        } catch (e) {
+          this.#failed = e;
+          const err = new LedgerError(
+            "WRITE_FAILED",
+            `Cannot append to ${this.#path}: ${e}; the entry is not stored; reopen the ledger`,
+            { cause: e },
+          );
+          // Entries already synced were resolved; reject the rest.
+          const synced = this.#durable.size;
+          for (const p of [...batch, ...this.#queue.splice(0)]) {
+            if (p.result.seq >= synced) p.reject(err);
+          }
+          return;
+        }
+      }
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  head(): Anchor {
+    return this.#durable.head();
+  }
+
+  anchor(): string {
+    return formatAnchor(this.#durable.head());
+  }
+
+  state(): LedgerState {
+    return this.#durable;
+  }
+
+  checkpoint(key: Ed25519KeyPair, origin: string): string {
+    const { size, root } = this.#durable.head();
+    return signCheckpoint({ origin, size, root }, { name: origin, key });
+  }
+
+  async rotate(newPath: string, options: RotateOptions = {}): Promise<void> {
+    if (this.#closed) throw new LedgerError("CLOSED", `Cannot rotate ${this.#path}: closed`);
+    await this.#drain();
+    if (this.#failed) {
+      throw new LedgerError("WRITE_FAILED", `Cannot rotate ${this.#path}: an earlier write failed`);
+    }
+    if (this.#durable.size === 0) {
+      throw new LedgerError("BAD_ENTRY", `Cannot rotate ${this.#path}: it holds no entries yet`);
+    }
+    if (options.key && !options.origin) {
+      throw new LedgerError("BAD_CHECKPOINT", "Rotating with a key needs an origin");
+    }
+    const newLock = await acquireLock(newPath, this.#now);
+    let next: Deno.FsFile | null = null;
+    const temp = `${newPath}.tmp`;
+    try {
+      const existing = await Deno.stat(newPath).catch(() => null);
+      if (existing && existing.size !== 0) {
+        throw new LedgerError(
+          "CORRUPT",
+          `Cannot rotate to ${newPath}: the file is not empty; choose a new file name`,
+        );
+      }
+      const checkpoint = options.key ? this.checkpoint(options.key, options.origin!) : undefined;
+      const name = this.#path.split(/[\\/]/).pop()!;
+      const ref = this.#durable.rotationReference({ file: name, checkpoint });
+      const out = this.#durable.append(
+        { type: ROTATE_TYPE, data: { previous: ref as unknown as JsonValue } },
+        { now: this.#now, actor: this.#actor },
+      );
+      // The new file appears complete or not at all: a crash here never leaves a new file
+      // without its reference (which would restart the ledger at seq 0).
+      const t = await Deno.open(temp, { write: true, create: true, truncate: true });
+      try {
+        await writeAll(t, out.bytes);
+        await writeAll(t, new Uint8Array([0x0a]));
+        await t.syncData();
+      } finally {
+        t.close();
+      }
+      await Deno.rename(temp, newPath);
+      await syncDirectory(newPath);
+      next = await Deno.open(newPath, { read: true, write: true });
+      await next.seek(0, Deno.SeekMode.End);
+      this.#file.close();
+      await releaseLock(this.#lock);
+      this.#file = next;
+      this.#path = newPath;
+      this.#lock = newLock;
+      const json = out.state.toJSON();
+      this.#tree = new CompactTree(json.size, json.frontier.map(decodeHex));
+      this.#prev = json.prev;
+      this.#durable = out.state;
+    } catch (e) {
+      next?.close();
+      await Deno.remove(temp).catch(() => {});
+      await releaseLock(newLock);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#drain();
+    this.#file.close();
+    await releaseLock(this.#lock);
+  }
+}

@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import { decodeBase64, generateKeyPair } from "@infraveil/trust";
+import { parseAnchor } from "./anchor.ts";
+import { verifyCheckpoint } from "./checkpoint.ts";
+import { ROTATE_TYPE } from "./entry.ts";
+import { LedgerError } from "./error.ts";
+import { verifyLedgerFiles } from "./files.ts";
+import { openLedger, type QuarantineInfo } from "./writer.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const fixedNow = () => Date.parse("2026-01-01T00:00:00.000Z");
+
+Deno.test("openLedger() appends durably in both modes and the file verifies", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/audit.jsonl`;
+    let ledger = await openLedger(path, { mode: "fsync", actor: "agent:t", now: fixedNow });
+    const a = await ledger.append({ type: "boot", data: { version: "1.0" } });
+    assert.equal(a.seq, 0);
+    assert.ok(a.line.includes('"actor":"agent:t"'));
+    assert.ok(a.line.includes('"ts":"2026-01-01T00:00:00.000Z"'));
+    await ledger.close();
+    ledger = await openLedger(path, { mode: "group" });
+    const results = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => ledger.append({ type: "proxy.request", data: { i } })),
+    );
+    assert.deepEqual(results.map((r) => r.seq), Array.from({ length: 500 }, (_, i) => i + 1));
+    const head = ledger.anchor();
+    await ledger.close();
+    const report = await verifyLedgerFiles([path], { head: parseAnchor(head) });
+    assert.ok(report.ok, JSON.stringify(report.problem));
+    assert.equal(report.size, 501);
+  });
+});
+
+Deno.test("append() rejects invalid input without using a seq, and refuses the rotation type", async () => {
+  await withDir(async (dir) => {
+    const ledger = await openLedger(`${dir}/a.jsonl`);
+    await assert.rejects(() => ledger.append({ type: "bad type", data: 1 }), /field type/);
+    await assert.rejects(
+      () => ledger.append({ type: "x", data: { n: NaN } as never }),
+      /field data/,
+    );
+    await assert.rejects(() => ledger.append({ type: ROTATE_TYPE, data: {} }), /reserved/);
+    assert.equal((await ledger.append({ type: "ok" })).seq, 0);
+    await ledger.close();
+    await assert.rejects(
+      () => ledger.append({ type: "late" }),
+      (e) => e instanceof LedgerError && e.code === "CLOSED",
+    );
+  });
+});
+
+Deno.test("openLedger() refuses a second writer in the same process with a clear error", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    const first = await openLedger(path);
+    await assert.rejects(
+      () => openLedger(path),
+      (e) =>
+        e instanceof LedgerError && e.code === "LOCKED" &&
+        /this process already has a writer/.test(e.message),
+    );
+    await first.append({ type: "still.works" });
+    await first.close();
+    const again = await openLedger(path);
+    assert.equal(again.head().size, 1);
+    await again.close();
+  });
+});
+
+Deno.test("openLedger() refuses a writer while another process holds the ledger, then takes it", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    const script = `import { openLedger } from ${
+      JSON.stringify(new URL("./mod.ts", import.meta.url).href)
+    };
+      const l = await openLedger(${JSON.stringify(path)});
+      console.log("ready");
+      await Deno.stdin.readable.getReader().read();
+      await l.close();`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", script],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assert.equal((await reader.read()).value?.trim(), "ready");
+    await assert.rejects(
+      () => openLedger(path),
+      (e) =>
+        e instanceof LedgerError && e.code === "LOCKED" &&
+        /another writer \(pid \d+/.test(e.message),
+    );
+    await child.stdin.close();
+    await reader.cancel();
+    assert.equal((await child.status).code, 0);
+    const ledger = await openLedger(path);
+    await ledger.close();
+  });
+});
+
+Deno.test("openLedger() takes over a lock file left by a crashed writer, even one naming this pid", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    await Deno.writeTextFile(`${path}.lock`, JSON.stringify({ pid: Deno.pid, since: "then" }));
+    const ledger = await openLedger(path);
+    await ledger.append({ type: "after.crash" });
+    await ledger.close();
+    await assert.rejects(() => Deno.stat(`${path}.lock`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("openLedger() moves a torn final line to the quarantine file and reports it", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    let ledger = await openLedger(path);
+    await ledger.append({ type: "one" });
+    await ledger.append({ type: "two" });
+    const head = ledger.anchor();
+    await ledger.close();
+    const torn = '{"actor":"x","data":{"half":';
+    await Deno.writeTextFile(path, torn, { append: true });
+    const seen: QuarantineInfo[] = [];
+    ledger = await openLedger(path, { onQuarantine: (q) => seen.push(q) });
+    assert.equal(seen.length, 1);
+    assert.deepEqual(ledger.recovered, seen[0]);
+    assert.equal(seen[0].length, torn.length);
+    assert.equal(ledger.anchor(), head);
+    assert.equal((await ledger.append({ type: "three" })).seq, 2);
+    await ledger.close();
+    const record = JSON.parse((await Deno.readTextFile(`${path}.quarantine`)).trim());
+    assert.equal(new TextDecoder().decode(decodeBase64(record.base64)), torn);
+    assert.equal(record.seq, 2);
+    assert.ok((await verifyLedgerFiles([path])).ok);
+  });
+});
+
+Deno.test("openLedger() refuses to append to a tampered ledger and releases the lock", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    const ledger = await openLedger(path);
+    for (let i = 0; i < 3; i++) await ledger.append({ type: "e", data: i });
+    await ledger.close();
+    const text = await Deno.readTextFile(path);
+    await Deno.writeTextFile(path, text.replace('"data":0', '"data":9'));
+    await assert.rejects(
+      () => openLedger(path),
+      (e) =>
+        e instanceof LedgerError && e.code === "CORRUPT" &&
+        /line 1 \(seq 0\) is edited/.test(e.message),
+    );
+    await assert.rejects(() => Deno.stat(`${path}.lock`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("checkpoint() signs the durable head; rotate() chains files through it", async () => {
+  await withDir(async (dir) => {
+    const key = generateKeyPair();
+    const origin = "infraveil/ledger/test";
+    const first = `${dir}/audit-1.jsonl`;
+    const second = `${dir}/audit-2.jsonl`;
+    const ledger = await openLedger(first);
+    for (let i = 0; i < 5; i++) await ledger.append({ type: "e", data: i });
+    const note = ledger.checkpoint(key, origin);
+    const cp = verifyCheckpoint(note, [{ name: origin, publicKey: key.publicKey }]);
+    assert.equal(cp.size, 5);
+    await ledger.rotate(second, { key, origin });
+    assert.equal(ledger.path, second);
+    assert.equal((await ledger.append({ type: "e", data: 5 })).seq, 6);
+    const head = ledger.anchor();
+    await ledger.close();
+    await assert.rejects(() => Deno.stat(`${first}.lock`), Deno.errors.NotFound);
+    await assert.rejects(() => Deno.stat(`${second}.tmp`), Deno.errors.NotFound);
+    const both = await verifyLedgerFiles([first, second], { head: parseAnchor(head) });
+    assert.ok(both.ok, JSON.stringify(both.problem));
+    // The second file alone verifies from its reference, authenticated by the signed checkpoint.
+    const alone = await verifyLedgerFiles([second], { checkpointKeys: [key.publicKey] });
+    assert.ok(alone.ok, JSON.stringify(alone.problem));
+    assert.deepEqual(alone.base, {
+      size: 5,
+      root: both.files.length && alone.base!.root,
+      checkpointVerified: true,
+    });
+    const wrongKey = await verifyLedgerFiles([second], {
+      checkpointKeys: [generateKeyPair().publicKey],
+    });
+    assert.equal(wrongKey.problem?.class, "bad-anchor");
+    // Reopening the rotated file continues it.
+    const reopened = await openLedger(second);
+    assert.equal(reopened.anchor(), head);
+    await reopened.close();
+  });
+});

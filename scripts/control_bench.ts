@@ -1,0 +1,203 @@
+/**
+ * Control-plane benchmark: sustained signed request creation on SQLite and on PostgreSQL,
+ * against a bare Hono handler doing the same insert into the same database, in the same run.
+ *
+ * The governed path is the real endpoint (`POST /v1/t/acme/signed/request.create`): envelope
+ * signature, audience, tenant, time window and nonce checks (nonce stored in the database),
+ * rate limit, fold check, policy evaluation, the request insert, the evidence append (locked
+ * log head, ledger line) and the signed response. The bare path parses the same JSON and
+ * inserts the same row. Both run in-process through `app.request()` with CONCURRENCY requests
+ * in flight, on the same store with production durability (SQLite WAL + synchronous=FULL;
+ * PostgreSQL with fsync and synchronous_commit on). Envelopes are signed before timing (the
+ * client's cost is not the server's).
+ *
+ * Usage: deno run -A scripts/control_bench.ts [--quick] [--concurrency N] [--pg-no-fsync] [--json]
+ *
+ * @module
+ */
+import { Hono } from "npm:hono@^4.13.19";
+import { generateKeyPair, signEnvelope } from "@infraveil/trust";
+import {
+  type ControlStore,
+  createControlApp,
+  enrollIdentity,
+  initTenant,
+  openPostgresStore,
+  openSqliteStore,
+  type RequestRow,
+} from "@infraveil/control";
+import { postgresBinDir, startPostgres } from "../control/_pg_harness_test_util.ts";
+import { TEST_POLICY } from "../control/_testing.ts";
+
+const quick = Deno.args.includes("--quick");
+const N = quick ? 200 : 1000;
+const ROUNDS = quick ? 3 : 5;
+const flag = (name: string) => {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+const CONCURRENCY = Number(flag("--concurrency") ?? 8);
+const DURABLE = !Deno.args.includes("--pg-no-fsync");
+
+async function setup(store: ControlStore) {
+  const keys = generateKeyPair();
+  const mcp = generateKeyPair();
+  await initTenant(store, { tenant: "acme", adminEmail: "a@acme.test", policyText: TEST_POLICY });
+  await store.tx(async (t) => {
+    await enrollIdentity(t, "acme", {
+      name: "claude",
+      kind: "mcp",
+      publicKey: mcp.publicKey,
+      operator: "a@acme.test",
+      actor: "bench",
+      now: Date.now(),
+      via: "bench",
+    });
+    const tenant = (await t.getTenant("acme"))!;
+    await t.setTenantSettings("acme", { ...tenant.settings, rate_limit_per_minute: 1e9 });
+  });
+  const app = createControlApp({ store, keys });
+  const bare = new Hono();
+  let seq = 0;
+  bare.post("/bare", async (c) => {
+    const body = await c.req.json();
+    const now = Date.now();
+    const id = `req_bare_${++seq}_${crypto.randomUUID()}`;
+    const row: RequestRow = {
+      id,
+      kind: "action",
+      action: body,
+      actionHash: `sha256:${id}`,
+      requester: "claude",
+      requesterKind: "mcp",
+      operator: "a@acme.test",
+      environment: body.environment,
+      service: body.service,
+      targets: body.targets,
+      status: "pending",
+      decision: {},
+      approvalsRequired: 2,
+      policyHash: null,
+      breakGlass: null,
+      createdAt: now,
+      updatedAt: now,
+      expiresAt: now + 86_400_000,
+    };
+    await store.tx((t) => t.insertRequest("acme", row));
+    return c.json({ request_id: id, status: "pending" });
+  });
+  let n = 0;
+  const envelope = () => {
+    const iat = Math.floor(Date.now() / 1000);
+    return JSON.stringify(signEnvelope({
+      type: "request.create",
+      tenant: "acme",
+      aud: "infraveil-control",
+      iat,
+      exp: iat + 300,
+      nonce: crypto.randomUUID(),
+      iss: "claude",
+      action: "deploy",
+      environment: "production",
+      service: "api",
+      targets: ["web-1"],
+      files: ["src/app.ts"],
+      params: { i: ++n },
+    }, mcp));
+  };
+  const plain = () =>
+    JSON.stringify({
+      action: "deploy",
+      environment: "production",
+      service: "api",
+      targets: ["web-1"],
+      files: ["src/app.ts"],
+      params: { i: ++n },
+    });
+  return { app, bare, envelope, plain };
+}
+
+async function drive(
+  count: number,
+  send: (i: number) => Promise<Response>,
+): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < count) {
+      const i = next++;
+      const res = await send(i);
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+      await res.body?.cancel();
+    }
+  }));
+  return (performance.now() - t0) / count; // ms per request
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function bench(name: string, store: ControlStore): Promise<Record<string, number>> {
+  const { app, bare, envelope, plain } = await setup(store);
+  const run = async (kind: "governed" | "bare", count: number) => {
+    const bodies = Array.from({ length: count }, kind === "governed" ? envelope : plain);
+    return await drive(count, (i) =>
+      Promise.resolve(
+        kind === "governed"
+          ? app.request("/v1/t/acme/signed/request.create", { method: "POST", body: bodies[i] })
+          : bare.request("/bare", { method: "POST", body: bodies[i] }),
+      ));
+  };
+  await run("governed", 100);
+  await run("bare", 100);
+  const g: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    b.push(await run("bare", N));
+    g.push(await run("governed", N));
+  }
+  const gm = median(g);
+  const bm = median(b);
+  const out = {
+    governed_ms: gm,
+    bare_ms: bm,
+    governed_per_s: 1000 / gm,
+    bare_per_s: 1000 / bm,
+    ratio: gm / bm,
+  };
+  console.log(
+    `${name.padEnd(10)} governed ${gm.toFixed(3)} ms/req (${out.governed_per_s.toFixed(0)}/s)  ` +
+      `bare ${bm.toFixed(3)} ms/req (${out.bare_per_s.toFixed(0)}/s)  ratio ${
+        out.ratio.toFixed(2)
+      }× (target ≤ 2×)`,
+  );
+  return out;
+}
+
+console.log(
+  `control-plane request creation: ${N} requests × ${ROUNDS} rounds, ${CONCURRENCY} in flight, medians` +
+    (DURABLE ? "" : " (PostgreSQL with fsync off)"),
+);
+const dir = await Deno.makeTempDir({ prefix: "infraveil-control-bench-" });
+const results: Record<string, Record<string, number>> = {};
+try {
+  const sqlite = await openSqliteStore(`${dir}/control.db`);
+  results.sqlite = await bench("sqlite", sqlite);
+  await sqlite.close();
+  if (postgresBinDir()) {
+    const pg = await startPostgres({ durable: DURABLE });
+    try {
+      const store = await openPostgresStore(await pg.createDatabase(), { max: CONCURRENCY });
+      results.postgres = await bench("postgres", store);
+      await store.close();
+    } finally {
+      await pg.stop();
+    }
+  } else {
+    console.log(
+      "postgres   skipped: PostgreSQL binaries not found under /usr/lib/postgresql/*/bin",
+    );
+  }
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
+if (Deno.args.includes("--json")) console.log(JSON.stringify(results));

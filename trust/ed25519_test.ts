@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { generateKeyPair, signEd25519, verifyEd25519, verifyEd25519Async } from "./ed25519.ts";
+
+const pair = generateKeyPair();
+const msg = new TextEncoder().encode("infraveil");
+const sig = signEd25519(pair.privateKey, msg);
+
+Deno.test("verifyEd25519() and verifyEd25519Async() agree on mutated signatures and keys (property)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: 63 }),
+      fc.integer({ min: 1, max: 255 }),
+      fc.boolean(),
+      async (pos, xor, inKey) => {
+        const s = sig.slice();
+        const k = pair.publicKey.slice();
+        if (inKey) k[pos % 32] ^= xor;
+        else s[pos] ^= xor;
+        const sync = verifyEd25519(k, msg, s);
+        assert.equal(await verifyEd25519Async(k, msg, s), sync);
+        assert.equal(sync, false);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("verifyEd25519Async() rejects S + L (malleability) and non-canonical encodings", async () => {
+  // S + L: same point equation, non-canonical scalar.
+  const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+  let s = 0n;
+  for (let i = 63; i >= 32; i--) s = (s << 8n) | BigInt(sig[i]);
+  let sl = s + L;
+  const mall = sig.slice();
+  for (let i = 32; i < 64; i++) {
+    mall[i] = Number(sl & 0xffn);
+    sl >>= 8n;
+  }
+  assert.equal(verifyEd25519(pair.publicKey, msg, mall), false);
+  assert.equal(await verifyEd25519Async(pair.publicKey, msg, mall), false);
+  // A non-canonical public key encoding (y = p + 1 encodes the same y as 1).
+  const nonCanonical = new Uint8Array(32).fill(0xff);
+  nonCanonical[0] = 0xee;
+  nonCanonical[31] = 0x7f;
+  assert.equal(await verifyEd25519Async(nonCanonical, msg, sig), false);
+  assert.equal(verifyEd25519(nonCanonical, msg, sig), false);
+  // Sanity: the unmodified signature verifies both ways and noble agrees.
+  assert.equal(await verifyEd25519Async(pair.publicKey, msg, sig), true);
+  assert.equal(ed25519.verify(sig, msg, pair.publicKey, { zip215: false }), true);
+});
+
+Deno.test("verifyEd25519Async() never rejects on wrong types or lengths", async () => {
+  for (
+    const [k, m, s] of [
+      [pair.publicKey.subarray(0, 31), msg, sig],
+      [pair.publicKey, msg, sig.subarray(0, 63)],
+      ["x", msg, sig],
+      [pair.publicKey, "m", sig],
+    ] as [Uint8Array, Uint8Array, Uint8Array][]
+  ) {
+    assert.equal(await verifyEd25519Async(k, m, s), false);
+  }
+});
