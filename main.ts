@@ -21,6 +21,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "lint, format, check, explain, test and hash governance policies",
     run: async (a) => (await import("@infraveil/policy/main")).main(a),
   },
+  ledger: {
+    summary: "append to an audit ledger; print its head and checkpoint; prove entries",
+    run: async (a) => (await import("@infraveil/ledger/main")).main(a),
+  },
   release: {
     summary: "sign release artifacts; build encrypted, signed agent bundles; make tenant keys",
     run: async (a) => (await import("@infraveil/agent/release")).releaseMain(a),
@@ -34,7 +38,7 @@ const COMMANDS: Record<string, Command> = {
     run: async (a) => (await import("@infraveil/control/main")).main(a),
   },
   mcp: {
-    summary: "the governed MCP server (stdio): read the fleet, request changes, never apply them",
+    summary: "the governed MCP server (stdio): read the fleet and request changes",
     run: async (a) => (await import("@infraveil/mcp/main")).main(a),
   },
   proxy: {
@@ -49,6 +53,10 @@ const COMMANDS: Record<string, Command> = {
 
 /** `infraveil verify <what>`: each kind of verification lives with the member that owns it. */
 const VERIFY: Record<string, Command> = {
+  ledger: {
+    summary: "verify audit ledger files (oldest first), optionally against an anchor",
+    run: async (a) => (await import("@infraveil/ledger/main")).main(["verify", ...a]),
+  },
   signature: {
     summary: "verify a release artifact against its attestation and a public key",
     run: async (a) => (await import("@infraveil/agent/release")).verifySignatureMain(a),
@@ -56,11 +64,12 @@ const VERIFY: Record<string, Command> = {
 };
 
 function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length), 6);
-  const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`);
-  const verify = Object.entries(VERIFY).map(([n, c]) =>
-    `  verify ${n.padEnd(width - 7)}  ${c.summary}`
-  );
+  const names = [
+    ...Object.entries(COMMANDS).map(([n, c]) => [n, c.summary]),
+    ...Object.entries(VERIFY).map(([n, c]) => [`verify ${n}`, c.summary]),
+  ];
+  const width = Math.max(...names.map(([n]) => n.length));
+  const lines = names.map(([n, summary]) => `  ${n.padEnd(width)}  ${summary}`);
   return [
     `infraveil ${VERSION}: let an AI agent operate production without holding the keys`,
     "",
@@ -68,7 +77,6 @@ function usage(): string {
     "",
     "Commands:",
     ...lines,
-    ...verify,
     "",
     "Options:",
     "  --help, -h     show this help",

@@ -104,8 +104,9 @@ export function copyEncoded(dest: Uint8Array, offset: number, length: number): v
  * @returns the 32-byte node hash
  */
 export function nodeHashOf(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const w = wasm();
-  const m = reserve(w, 0);
+  const w = exports ?? wasm();
+  // The hot path of every tree: skip reserve() unless memory grew (which detaches the view).
+  const m = mem.byteLength === 0 ? reserve(w, 0) : mem;
   m.set(left, base);
   m.set(right, base + 32);
   w.node(base, base + 32, base + 64);

@@ -83,9 +83,7 @@ function splitPoint(n: number): number {
  */
 export class CompactTree {
   #size: number;
-  // The frontier as an immutable linked list, smallest subtree first: appending replaces only
-  // the head, so a clone shares everything and costs O(1).
-  #top: FrontierNode | null = null;
+  #frontier: Uint8Array[];
 
   /**
    * @param size number of leaves the frontier stands for (default 0)
@@ -103,7 +101,7 @@ export class CompactTree {
       );
     }
     this.#size = size;
-    for (const h of frontier) this.#top = { hash: h.slice(), next: this.#top };
+    this.#frontier = frontier.map((h) => h.slice());
   }
 
   /** Number of leaves. */
@@ -113,9 +111,7 @@ export class CompactTree {
 
   /** The perfect-subtree roots along the right edge, largest first (a copy). */
   get frontier(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (let n = this.#top; n; n = n.next) out.push(n.hash.slice());
-    return out.reverse();
+    return this.#frontier.map((h) => h.slice());
   }
 
   /**
@@ -124,17 +120,20 @@ export class CompactTree {
    * @param leafHash the 32-byte leaf hash
    */
   append(leafHash: Uint8Array): void {
-    // A copy, so a view into a caller's larger buffer never keeps that buffer alive.
-    let h: Uint8Array = leafHash.slice();
     let n = this.#size;
-    let top = this.#top;
-    // Each trailing 1 bit of the old size is a perfect subtree that now merges with the new leaf.
-    while (n % 2 === 1) {
-      h = nodeHashOf(top!.hash, h);
-      top = top!.next;
-      n = (n - 1) / 2;
+    const f = this.#frontier;
+    if (n % 2 === 0) {
+      // Kept as is: a copy, so the caller's buffer is neither shared nor kept alive.
+      f.push(leafHash.slice());
+    } else {
+      // Each trailing 1 bit of the old size is a perfect subtree that merges with the new leaf.
+      let h = leafHash;
+      while (n % 2 === 1) {
+        h = nodeHashOf(f.pop()!, h);
+        n = (n - 1) / 2;
+      }
+      f.push(h);
     }
-    this.#top = { hash: h, next: top };
     this.#size++;
   }
 
@@ -144,29 +143,24 @@ export class CompactTree {
    * @returns the 32-byte root
    */
   root(): Uint8Array {
-    const top = this.#top;
-    if (!top) return EMPTY_ROOT.slice();
-    let acc = top.hash;
-    for (let n = top.next; n; n = n.next) acc = nodeHashOf(n.hash, acc);
-    return acc === top.hash ? acc.slice() : acc;
+    const f = this.#frontier;
+    if (f.length === 0) return EMPTY_ROOT.slice();
+    let acc = f[f.length - 1];
+    for (let i = f.length - 2; i >= 0; i--) acc = nodeHashOf(f[i], acc);
+    return acc === f[f.length - 1] ? acc.slice() : acc;
   }
 
   /**
-   * An independent copy (sharing immutable parts).
+   * An independent copy (O(log n): the frontier's hashes are never mutated, only replaced).
    *
    * @returns the copy
    */
   clone(): CompactTree {
     const copy = new CompactTree();
     copy.#size = this.#size;
-    copy.#top = this.#top;
+    copy.#frontier = this.#frontier.slice();
     return copy;
   }
-}
-
-interface FrontierNode {
-  readonly hash: Uint8Array;
-  readonly next: FrontierNode | null;
 }
 
 /**

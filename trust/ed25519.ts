@@ -1,9 +1,10 @@
 /**
  * Ed25519 keys, signing and strict RFC 8032 verification: the one verifier every member uses.
  *
- * Verification rejects non-canonical encodings of the public key, of R and of S (S ≥ L), and
- * uses the cofactorless equation, so every Wycheproof "invalid" case fails. It never throws:
- * wrong lengths or types are simply "not verified".
+ * Verification follows noble-curves' strict RFC 8032 mode (`zip215: false`): it rejects
+ * non-canonical encodings of the public key, of R and of S (S ≥ L) and public keys of small
+ * order, so every Wycheproof "invalid" case fails. It never throws: wrong lengths or types
+ * are simply "not verified".
  *
  * There is one verification rule and two ways in: {@link verifyEd25519} (synchronous, pure
  * JS) and {@link verifyEd25519Async}, which applies the same strict encoding checks in JS and
@@ -173,13 +174,33 @@ function canonicalPoint(encoded: Uint8Array): boolean {
   return lessThan(encoded, P_LE, true);
 }
 
+/**
+ * Whether bytes are an Ed25519 public key that can verify anything: 32 bytes, a canonical
+ * encoding of a point on the curve, not of small order. Enrollment refuses any other key.
+ *
+ * @param publicKey raw public key bytes
+ * @returns whether the key is acceptable
+ */
+export function isValidEd25519PublicKey(publicKey: Uint8Array): boolean {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+  if (!canonicalPoint(publicKey)) return false;
+  try {
+    return !ed25519.Point.fromBytes(publicKey, false).isSmallOrder();
+  } catch {
+    return false;
+  }
+}
+
 const keyCache = new Map<string, CryptoKey>();
 
-async function importVerifyKey(publicKey: Uint8Array): Promise<CryptoKey> {
+async function importVerifyKey(publicKey: Uint8Array): Promise<CryptoKey | null> {
   let id = "";
   for (let i = 0; i < 32; i++) id += String.fromCharCode(publicKey[i]);
   let key = keyCache.get(id);
   if (!key) {
+    // The same key rules as verifyEd25519: decodable, canonical, not of small order (the
+    // identity and the torsion points would let anyone forge signatures for the key).
+    if (!isValidEd25519PublicKey(publicKey)) return null;
     key = await crypto.subtle.importKey(
       "raw",
       publicKey.slice() as Uint8Array<ArrayBuffer>,
@@ -223,12 +244,13 @@ export async function verifyEd25519Async(
   ) {
     return false;
   }
-  // Strict encodings first: S < L, and canonical A and R. The platform then checks the
-  // cofactorless equation [S]B = R + [k]A.
+  // Strict encodings first: S < L, canonical A and R, A not of small order. The platform
+  // then checks the signature equation.
   if (!lessThan(signature.subarray(32), L_LE, false)) return false;
   if (!canonicalPoint(publicKey) || !canonicalPoint(signature.subarray(0, 32))) return false;
   try {
     const key = await importVerifyKey(publicKey);
+    if (key === null) return false;
     return await crypto.subtle.verify(
       "Ed25519",
       key,

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { generateKeyPair, signEd25519, verifyEd25519, verifyEd25519Async } from "./ed25519.ts";
+import {
+  generateKeyPair,
+  isValidEd25519PublicKey,
+  signEd25519,
+  verifyEd25519,
+  verifyEd25519Async,
+} from "./ed25519.ts";
 
 const pair = generateKeyPair();
 const msg = new TextEncoder().encode("infraveil");
@@ -61,5 +67,38 @@ Deno.test("verifyEd25519Async() never rejects on wrong types or lengths", async 
     ] as [Uint8Array, Uint8Array, Uint8Array][]
   ) {
     assert.equal(await verifyEd25519Async(k, m, s), false);
+  }
+});
+
+Deno.test("both verifiers refuse small-order public keys, which would let anyone forge", async () => {
+  // The identity point (y = 1) with R = identity and S = 0 satisfies the equation for any
+  // message; so does the order-2 point (y = -1). Neither key may verify anything.
+  const identity = new Uint8Array(32);
+  identity[0] = 1;
+  const order2 = new Uint8Array(32).fill(0xff);
+  order2[0] = 0xec;
+  order2[31] = 0x7f;
+  // x = 0 with the sign bit set: a non-canonical encoding of the identity.
+  const negativeZero = identity.slice();
+  negativeZero[31] |= 0x80;
+  for (const key of [identity, order2, negativeZero]) {
+    const forged = new Uint8Array(64);
+    forged.set(identity, 0);
+    for (const m of [msg, new Uint8Array(0), new TextEncoder().encode("other")]) {
+      assert.equal(verifyEd25519(key, m, forged), false);
+      assert.equal(await verifyEd25519Async(key, m, forged), false);
+    }
+  }
+});
+
+Deno.test("isValidEd25519PublicKey() accepts real keys and refuses small-order or bad encodings", () => {
+  assert.equal(isValidEd25519PublicKey(pair.publicKey), true);
+  const identity = new Uint8Array(32);
+  identity[0] = 1;
+  const nonCanonical = new Uint8Array(32).fill(0xff);
+  nonCanonical[0] = 0xee;
+  nonCanonical[31] = 0x7f;
+  for (const bad of [identity, nonCanonical, new Uint8Array(31), new Uint8Array(32).fill(0xff)]) {
+    assert.equal(isValidEd25519PublicKey(bad), false);
   }
 });

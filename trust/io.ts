@@ -13,12 +13,30 @@ import {
   parseKeyFile,
 } from "./key_file.ts";
 
-async function readText(path: string): Promise<string> {
+/** Reads a key file through one open handle, so its mode and its bytes are the same file's. */
+async function readKeyText(path: string): Promise<{ text: string; mode: number | null }> {
+  let file: Deno.FsFile | undefined;
   try {
-    return await Deno.readTextFile(path);
+    if ((await Deno.lstat(path)).isSymlink) {
+      throw new TrustError(
+        "BAD_KEY_FILE",
+        `Cannot read key file ${path}: it is a symbolic link; point to the file itself`,
+      );
+    }
+    file = await Deno.open(path, { read: true });
+    const info = await file.stat();
+    if (!info.isFile) {
+      throw new TrustError("BAD_KEY_FILE", `Cannot read key file ${path}: not a regular file`);
+    }
+    const bytes = new Uint8Array(await new Response(file.readable).arrayBuffer());
+    file = undefined; // the readable stream closed it
+    return { text: new TextDecoder().decode(bytes), mode: info.mode };
   } catch (cause) {
+    if (cause instanceof TrustError) throw cause;
     const why = cause instanceof Deno.errors.NotFound ? "no such file" : String(cause);
     throw new TrustError("BAD_KEY_FILE", `Cannot read key file ${path}: ${why}`, { cause });
+  } finally {
+    file?.close();
   }
 }
 
@@ -30,7 +48,7 @@ async function readText(path: string): Promise<string> {
  * @throws {TrustError} `BAD_KEY_FILE`, or `INSECURE_KEY_FILE` for loose permissions
  */
 export async function readPrivateKeyFile(path: string): Promise<Ed25519KeyPair> {
-  const text = await readText(path);
+  const { text, mode } = await readKeyText(path);
   const parsed = parseKeyFile(text, path);
   if (parsed.kind !== "private") {
     throw new TrustError(
@@ -38,7 +56,7 @@ export async function readPrivateKeyFile(path: string): Promise<Ed25519KeyPair> 
       `Cannot load key file ${path}: it holds only a public key; a private key file is needed`,
     );
   }
-  checkPrivateKeyMode((await Deno.stat(path)).mode, path);
+  checkPrivateKeyMode(mode, path);
   return parsed.key;
 }
 
@@ -50,9 +68,9 @@ export async function readPrivateKeyFile(path: string): Promise<Ed25519KeyPair> 
  * @throws {TrustError} `BAD_KEY_FILE` or `INSECURE_KEY_FILE`
  */
 export async function readPublicKeyFile(path: string): Promise<Ed25519PublicKey> {
-  const text = await readText(path);
+  const { text, mode } = await readKeyText(path);
   const parsed = parseKeyFile(text, path);
-  if (parsed.kind === "private") checkPrivateKeyMode((await Deno.stat(path)).mode, path);
+  if (parsed.kind === "private") checkPrivateKeyMode(mode, path);
   return { kid: parsed.key.kid, publicKey: parsed.key.publicKey };
 }
 

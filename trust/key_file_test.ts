@@ -117,3 +117,17 @@ Deno.test("parseKeyFile() names the file and the problem for every kind of damag
   const pub = parseKeyFile(formatPublicKeyFile(pair), "p");
   assert.equal(pub.kind, "public");
 });
+
+Deno.test("readPrivateKeyFile() refuses a symbolic link to a key file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeKeyFiles(`${dir}/k`, generateKeyPair());
+    await Deno.symlink(`${dir}/k`, `${dir}/link`);
+    await assert.rejects(
+      readPrivateKeyFile(`${dir}/link`),
+      isCode("BAD_KEY_FILE", "symbolic link"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
