@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { encodeBase64Url, generateKeyPair, TrustError } from "@infraveil/trust";
 import { readPrivateKeyFile, writeKeyFiles } from "@infraveil/trust/io";
-import { createControlApp } from "./app.ts";
+import { createControlPlane, openSqlitePasskeyStore } from "./dashboard/mod.ts";
 import { ControlError } from "./error.ts";
 import { exportEvidence } from "./evidence.ts";
 import { openPostgresStore } from "./postgres_store.ts";
@@ -150,7 +150,7 @@ async function cmdInit(args: string[]): Promise<number> {
       adminEmail: need(values, "admin"),
       policyText,
     });
-    const base = (values["public-url"] as string | undefined) ?? "http://127.0.0.1:8700";
+    const base = (values["public-url"] as string | undefined) ?? "http://localhost:8700";
     out(`tenant:             ${values.tenant}`);
     out(`active policy:      ${r.policyHash}`);
     out(`control key id:     ${key.kid}`);
@@ -204,10 +204,13 @@ export interface ServeOptions {
 export async function serveControl(options: ServeOptions): Promise<void> {
   const keys = await controlKey(options.data);
   const store = await openStore(options.data, options.database);
-  const app = createControlApp({
+  // The dashboard's passkeys live beside the database (see docs/dashboard.md).
+  const passkeys = await openSqlitePasskeyStore(`${options.data}/passkeys.db`);
+  const app = createControlPlane({
     store,
     keys,
-    publicUrl: options.publicUrl ?? `http://${options.hostname}:${options.port}`,
+    passkeys,
+    publicUrl: options.publicUrl ?? `http://localhost:${options.port}`,
   });
   const server = Deno.serve({
     hostname: options.hostname,
@@ -216,6 +219,7 @@ export async function serveControl(options: ServeOptions): Promise<void> {
     onListen: (addr) => options.onListen?.(addr),
   }, app.fetch);
   await server.finished;
+  await passkeys.close();
   await store.close();
 }
 
@@ -352,7 +356,7 @@ async function cmdEnrollToken(args: string[]): Promise<number> {
 
 function apiTarget(values: Flags): { url: string; token: string; tenant: string } {
   const url = (values.url as string | undefined) ?? Deno.env.get("INFRAVEIL_CONTROL_URL") ??
-    "http://127.0.0.1:8700";
+    "http://localhost:8700";
   const token = (values.token as string | undefined) ?? Deno.env.get("INFRAVEIL_CONTROL_TOKEN");
   if (!token) throw new UsageError("missing --token (or INFRAVEIL_CONTROL_TOKEN)");
   return { url: url.replace(/\/+$/, ""), token, tenant: need(values, "tenant") };
