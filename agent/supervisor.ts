@@ -102,6 +102,8 @@ interface PendingEntry {
 }
 
 const RPC_TIMEOUT_MS = 10_000;
+/** How long stop() waits for a restarting ledger worker to take the entries still pending. */
+const STOP_WAIT_MS = 3_000;
 
 /** One supervised worker: spawn, ready, probe, crash, back off, restart. */
 class ManagedWorker {
@@ -119,6 +121,8 @@ class ManagedWorker {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #liveness: ReturnType<typeof setInterval> | undefined;
   #ready: { promise: Promise<void>; resolve: () => void } = makeReady();
+  // Set when stop() begins: from then on nothing is a crash and nothing restarts.
+  #stopped = false;
 
   constructor(
     readonly host: SupervisorHost,
@@ -139,7 +143,7 @@ class ManagedWorker {
   }
 
   async spawn(): Promise<void> {
-    if (this.host.stopping) return;
+    if (this.host.stopping || this.#stopped) return;
     const generation = ++this.#generation;
     this.state = "starting";
     this.starts++;
@@ -190,7 +194,7 @@ class ManagedWorker {
       this.crashed(generation, `start failed: ${e instanceof Error ? e.message : e}`);
       return;
     }
-    if (generation !== this.#generation || this.host.stopping) return;
+    if (generation !== this.#generation || this.host.stopping || this.#stopped) return;
     this.state = "running";
     this.#startedAt = this.host.now();
     this.#liveness = setInterval(() => {
@@ -233,7 +237,7 @@ class ManagedWorker {
   }
 
   crashed(generation: number, reason: string): void {
-    if (generation !== this.#generation || this.host.stopping) return;
+    if (generation !== this.#generation || this.host.stopping || this.#stopped) return;
     if (this.state === "backoff" || this.state === "failed") return;
     const uptime = this.state === "running" ? this.host.now() - this.#startedAt : 0;
     this.#terminate();
@@ -271,7 +275,12 @@ class ManagedWorker {
   }
 
   async stop(stop?: (channel: WorkerChannel) => Promise<unknown>): Promise<void> {
+    // First of all, so that a liveness probe failing or a restart timer firing while the worker
+    // shuts down is neither recorded as a crash nor starts a worker after stop().
+    this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#liveness);
+    this.#liveness = undefined;
     if (this.channel && stop) await stop(this.channel).catch(() => {});
     this.#terminate();
     this.state = "stopped";
@@ -305,7 +314,13 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   const controlAddress = hostPortOf(config.control.url);
   const pending: PendingEntry[] = [];
   let knownSize = -1; // entries known to be on disk
+  // The ledger worker's channel once its `open` has answered and the entries it holds are
+  // reconciled with `pending`; appends go nowhere else. A worker that is merely spawned would
+  // run an append right after `open`, before the reconciliation, writing again what the old
+  // worker wrote and then dropping as many later entries from `pending`.
+  let ledgerOpen: WorkerChannel | null = null;
   let flushing = false;
+  let flushed: Promise<void> = Promise.resolve();
   let stopped = false;
 
   const host: SupervisorHost = {
@@ -339,6 +354,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       }
       knownSize = r.size;
       // The ledger is usable from here on (the sandbox entry itself goes through it).
+      ledgerOpen = ch;
       queueMicrotask(flush);
       return r as unknown as Record<string, unknown>;
     },
@@ -419,15 +435,23 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     });
   }
 
-  async function flush(): Promise<void> {
-    if (flushing) return;
-    flushing = true;
+  /** Writes `pending` while the ledger is open; resolves when this (or the running) pass ends. */
+  function flush(): Promise<void> {
+    if (flushing) return flushed;
+    flushing = true; // cleared by drain() itself, at once if it has nothing to do
+    flushed = drain();
+    return flushed;
+  }
+
+  async function drain(): Promise<void> {
     try {
-      while (pending.length > 0 && ledger.channel && ledger.state !== "backoff") {
+      while (pending.length > 0) {
+        const channel = ledger.channel;
+        if (!channel || channel !== ledgerOpen || ledger.state === "backoff") break;
         const batch = pending.slice(0, 256);
         let results: { seq: number }[];
         try {
-          results = await ledger.channel.rpc(
+          results = await channel.rpc(
             "append",
             { entries: batch.map((p) => p.entry) },
             RPC_TIMEOUT_MS,
@@ -512,6 +536,15 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         ),
         exec.stop(),
       ]);
+      // Entries made while the ledger worker restarts are written once it is back (bounded).
+      if (pending.length > 0 && (ledger.state === "backoff" || ledger.state === "starting")) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          ledger.ready(),
+          new Promise<void>((r) => timer = setTimeout(r, STOP_WAIT_MS)),
+        ]);
+        clearTimeout(timer);
+      }
       await flush();
       host.stopping = true;
       await ledger.stop((ch) => ch.rpc("close", {}, 5_000));

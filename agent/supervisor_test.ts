@@ -3,6 +3,21 @@ import { createSupervisor } from "./supervisor.ts";
 import { sourceWorkerUrls } from "./worker_urls.ts";
 import { get, ledgerEntries, serveBackend, testAgentConfig, waitFor } from "./_testing_agent.ts";
 
+/** Fails (instead of hanging) when `promise` takes longer than `ms`. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 Deno.test("createSupervisor() runs sandboxed workers, restarts a killed proxy, and records it all", async () => {
   const dir = await Deno.makeTempDir({ prefix: "iv-sup-" });
   const be = serveBackend();
@@ -17,8 +32,10 @@ Deno.test("createSupervisor() runs sandboxed workers, restarts a killed proxy, a
     onSpans: (s) => spans.push(...s),
     log: () => {},
   });
+  // Bounded throughout: a lost ledger entry (its promise never settles) or a stuck worker
+  // fails the test within seconds instead of hanging it.
   try {
-    await sup.start();
+    await within(8_000, "start()", sup.start());
     const proxyUrl = `http://${config.proxy.listen}`;
     assert.equal(await get(`${proxyUrl}/a`), "200 backend:/a");
 
@@ -64,11 +81,15 @@ Deno.test("createSupervisor() runs sandboxed workers, restarts a killed proxy, a
 
     // Kill the ledger worker: entries made meanwhile are written once it is back.
     sup.kill("ledger");
-    const { seq } = await sup.record("test.marker", { n: 1 });
+    const { seq } = await within(
+      3_000,
+      "an entry made while the ledger restarts",
+      sup.record("test.marker", { n: 1 }),
+    );
     assert.ok(seq > 0);
-    await waitFor(() => spans.length > 0, "spans");
+    await waitFor(() => spans.length > 0, "spans", 2_000);
   } finally {
-    await sup.stop();
+    await within(5_000, "stop()", sup.stop());
     await be.close();
   }
   const entries = await ledgerEntries(config);
@@ -98,6 +119,11 @@ Deno.test("createSupervisor() runs sandboxed workers, restarts a killed proxy, a
   // A loaded machine may miss a liveness deadline as well; that is a crash like any other.
   for (const c of crashes.slice(1)) assert.match(String(c.data.reason), /liveness/);
   assert.equal(proxyStarts.length, crashes.length + 1);
+  // Each entry once, in order: a start follows the crash of the generation started before it.
+  for (const [i, crash] of crashes.entries()) {
+    assert.equal(crash.data.generation, proxyStarts[i].data.generation);
+    assert.ok(proxyStarts[i].seq < crash.seq && crash.seq < proxyStarts[i + 1].seq);
+  }
   assert.deepEqual((proxyStarts[0].data.permissions as { read: unknown }).read, false);
   await Deno.remove(dir, { recursive: true });
 });
@@ -143,5 +169,37 @@ Deno.test("createSupervisor() restarts with exponential backoff", async () => {
     .filter((e) => e.type === "agent.worker.restart")
     .map((e) => e.data.delay_ms);
   assert.deepEqual(delays, [50, 100, 200]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("createSupervisor() writes a batch the killed ledger worker already wrote once, and loses nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "iv-sup-" });
+  const be = serveBackend();
+  const config = await testAgentConfig(dir, { backend: be.url });
+  const sup = createSupervisor({ config, workerUrls: sourceWorkerUrls(), log: () => {} });
+  const path = `${config.ledger.dir}/${config.ledger.file}`;
+  try {
+    await within(8_000, "start()", sup.start());
+    await sup.head();
+    const before = Deno.statSync(path).size;
+    const batch = Array.from({ length: 50 }, (_, n) => sup.record("test.batch", { n }));
+    for (let i = 0; i < 5; i++) await Promise.resolve(); // the append is posted
+    // Kill the worker once the batch is on disk, before its reply can be handled.
+    const until = Date.now() + 5_000;
+    while (Deno.statSync(path).size === before && Date.now() < until) { /* spin */ }
+    sup.kill("ledger");
+    const after = Array.from({ length: 5 }, (_, n) => sup.record("test.after", { n }));
+    await within(5_000, "the entries", Promise.all([...batch, ...after]));
+  } finally {
+    await within(5_000, "stop()", sup.stop());
+    await be.close();
+  }
+  const seen = (await ledgerEntries(config))
+    .filter((e) => e.type.startsWith("test."))
+    .map((e) => `${e.type}:${e.data.n}`);
+  assert.deepEqual(seen, [
+    ...Array.from({ length: 50 }, (_, n) => `test.batch:${n}`),
+    ...Array.from({ length: 5 }, (_, n) => `test.after:${n}`),
+  ]);
   await Deno.remove(dir, { recursive: true });
 });
