@@ -6,8 +6,6 @@
  * @module
  */
 
-const encoder = new TextEncoder();
-
 /** A TCP connection with a read buffer and a deadline checked by the sweeper. */
 export class BufferedConn {
   /** The underlying connection. */
@@ -28,8 +26,9 @@ export class BufferedConn {
   bytesRead = 0;
   /** Bytes written to the socket. */
   bytesWritten = 0;
+  /** Free for the owner: the proxy keeps the time the current head's first byte arrived. */
+  mark = 0;
   readonly #maxSize: number;
-  #wbuf: Uint8Array | undefined;
 
   constructor(conn: Deno.Conn, initialSize: number, maxSize: number) {
     this.conn = conn;
@@ -43,11 +42,11 @@ export class BufferedConn {
   }
 
   /**
-   * Reads more bytes from the socket into the buffer, compacting or growing it as needed.
-   * Returns false at end of stream.
+   * Makes room for a read, compacting or growing the buffer, and returns the view to read
+   * into; pass the count read to {@linkcode BufferedConn.commit}. Hot paths read with
+   * `conn.read(bc.space())` directly, saving an async frame per read.
    */
-  async fill(): Promise<boolean> {
-    if (this.closed) return false;
+  space(): Uint8Array {
     if (this.start === this.end) {
       this.start = 0;
       this.end = 0;
@@ -64,16 +63,32 @@ export class BufferedConn {
         throw new RangeError("read buffer full");
       }
     }
+    // The whole buffer when it is empty (the usual case): no view to allocate.
+    return this.end === 0 ? this.buf : this.buf.subarray(this.end);
+  }
+
+  /** Accounts for `n` bytes read into {@linkcode BufferedConn.space}. */
+  commit(n: number): void {
+    this.end += n;
+    this.bytesRead += n;
+  }
+
+  /**
+   * Reads once into the buffer. Resolves false at end of stream, or when the connection was
+   * closed (by the sweeper or the owner) while reading.
+   */
+  async fill(): Promise<boolean> {
+    if (this.closed) return false;
+    const view = this.space();
     let n: number | null;
     try {
-      n = await this.conn.read(this.buf.subarray(this.end));
+      n = await this.conn.read(view);
     } catch (err) {
       if (this.closed) return false;
       throw err;
     }
     if (n === null) return false;
-    this.end += n;
-    this.bytesRead += n;
+    this.commit(n);
     return true;
   }
 
@@ -96,29 +111,19 @@ export class BufferedConn {
   }
 
   /**
-   * Encodes a message head (ISO-8859-1) into this connection's scratch buffer, followed by
-   * `tail` when it fits, and returns the bytes to write plus how much of `tail` was included.
-   * The view is valid until the next call, so callers write it before encoding again.
+   * Writes all of `data` with one socket write in the usual case and no async frame of its
+   * own: the promise is the runtime's, unless the kernel took only part of the bytes.
    */
-  encodeHead(head: string, tail?: Uint8Array): { bytes: Uint8Array; tailIncluded: boolean } {
-    const need = head.length + (tail !== undefined && tail.length <= 65536 ? tail.length : 0);
-    let w = this.#wbuf;
-    if (w === undefined || w.length < need) {
-      w = this.#wbuf = new Uint8Array(Math.max(4096, need * 2));
-    }
-    const r = encoder.encodeInto(head, w);
-    if (r.read !== head.length || r.written !== head.length) {
-      // Non-ASCII (obs-text) bytes: encode each code unit as one byte.
-      for (let i = 0; i < head.length; i++) w[i] = head.charCodeAt(i) & 0xff;
-    }
-    let n = head.length;
-    let tailIncluded = false;
-    if (tail !== undefined && n + tail.length <= w.length) {
-      w.set(tail, n);
-      n += tail.length;
-      tailIncluded = true;
-    }
-    return { bytes: w.subarray(0, n), tailIncluded };
+  writeAll(data: Uint8Array): Promise<void> {
+    this.bytesWritten += data.length;
+    return this.conn.write(data).then((n) =>
+      n < data.length ? this.#writeRest(data.subarray(n)) : undefined
+    );
+  }
+
+  async #writeRest(rest: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < rest.length) off += await this.conn.write(off === 0 ? rest : rest.subarray(off));
   }
 
   /** Closes the connection once; never throws. */

@@ -41,6 +41,8 @@ export interface RequestHead {
   protocol: string;
   minor: number;
   headers: [string, string][];
+  /** Field kind of each header (`F_*`), parallel to `headers`. */
+  kinds: number[];
   /** The single Host value, if any. */
   host: string | undefined;
   hostCount: number;
@@ -55,125 +57,113 @@ export interface RequestHead {
   headBytes: number;
 }
 
-/** A parsed response head. */
-export interface ResponseHead {
-  status: number;
-  reason: string;
-  minor: number;
-  headers: [string, string][];
-  contentLength: number;
-  chunked: boolean;
-  connection: string[];
-  headBytes: number;
-}
+// ---- byte classes and field kinds --------------------------------------------------------------
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Field values: VCHAR, obs-text, SP and HTAB only.
-// deno-lint-ignore no-control-regex -- control characters are what this rejects
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const TARGET = /^[\x21-\x7e]+$/;
-const DIGITS = /^[0-9]{1,15}$/;
+/** tchar (RFC 9110 §5.6.2). */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
+for (let c = 65; c <= 90; c++) TCHAR[c] = TCHAR[c + 32] = 1;
+/** Field-value bytes: HTAB, SP, VCHAR and obs-text; no other control characters. */
+const FIELD_BYTE = new Uint8Array(256);
+FIELD_BYTE[9] = 1;
+for (let c = 32; c <= 126; c++) FIELD_BYTE[c] = 1;
+for (let c = 128; c <= 255; c++) FIELD_BYTE[c] = 1;
+
+/** A field the proxy does not act on. */
+export const F_OTHER = 0;
+/** `Host`. */
+export const F_HOST = 1;
+/** `Content-Length`. */
+export const F_CONTENT_LENGTH = 2;
+/** `Transfer-Encoding`. */
+export const F_TRANSFER_ENCODING = 3;
+/** `Connection`. */
+export const F_CONNECTION = 4;
+/** `Upgrade`. */
+export const F_UPGRADE = 5;
+/** `Expect`. */
+export const F_EXPECT = 6;
+/** `traceparent`. */
+export const F_TRACEPARENT = 7;
+/** `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Forwarded`. */
+export const F_FORWARDING = 8;
+/** The other hop-by-hop fields (Keep-Alive, Proxy-Connection, TE, Trailer, Proxy-Authenticate,
+ * Proxy-Authorization). */
+export const F_HOP = 9;
+
+/** Whether a field kind never crosses the proxy (RFC 9110 §7.6.1). */
+export const HOP_KIND: Uint8Array = new Uint8Array(16);
+HOP_KIND[F_TRANSFER_ENCODING] =
+  HOP_KIND[F_CONNECTION] =
+  HOP_KIND[F_UPGRADE] =
+  HOP_KIND[F_HOP] =
+    1;
+
+const KNOWN: [string, number][] = [
+  ["host", F_HOST],
+  ["content-length", F_CONTENT_LENGTH],
+  ["transfer-encoding", F_TRANSFER_ENCODING],
+  ["connection", F_CONNECTION],
+  ["upgrade", F_UPGRADE],
+  ["expect", F_EXPECT],
+  ["traceparent", F_TRACEPARENT],
+  ["x-forwarded-for", F_FORWARDING],
+  ["x-forwarded-proto", F_FORWARDING],
+  ["x-forwarded-host", F_FORWARDING],
+  ["forwarded", F_FORWARDING],
+  ["keep-alive", F_HOP],
+  ["proxy-connection", F_HOP],
+  ["te", F_HOP],
+  ["trailer", F_HOP],
+  ["proxy-authenticate", F_HOP],
+  ["proxy-authorization", F_HOP],
+];
+/** Known names by length: [lower-case bytes, kind]. */
+const KNOWN_BY_LENGTH: [Uint8Array, number][][] = [];
+for (const [name, kind] of KNOWN) {
+  (KNOWN_BY_LENGTH[name.length] ??= []).push([latin1Encode(name), kind]);
+}
 
 /**
- * Reads until a complete head is buffered. Returns the index just past the blank line, or -1
- * when the stream ended cleanly before any byte of a new message.
+ * The kind of the field named by buf[a, a + n). The name must already be a valid token: then
+ * OR-ing 0x20 folds exactly the upper-case letters.
  */
-export async function readHead(
-  bc: BufferedConn,
-  limits: HeadLimits,
-  onFirstByte?: () => void,
-): Promise<number> {
-  let scanned = 0;
-  let seen = bc.buffered > 0;
-  if (seen) onFirstByte?.();
-  for (;;) {
-    // RFC 9112 §2.2: ignore empty lines before the request line.
-    while (
-      bc.end - bc.start >= 2 && bc.buf[bc.start] === 13 && bc.buf[bc.start + 1] === 10
-    ) bc.start += 2;
-    const end = findHeadEnd(bc.buf, bc.start + scanned, bc.start, bc.end);
-    if (end >= 0) {
-      if (end - bc.start > limits.maxHeadBytes) {
-        throw new Rejection(431, "proxy-header-size", "request header section too large");
-      }
-      return end;
+function fieldKind(buf: Uint8Array, a: number, n: number): number {
+  const cands = n < KNOWN_BY_LENGTH.length ? KNOWN_BY_LENGTH[n] : undefined;
+  if (cands === undefined) return F_OTHER;
+  next: for (let c = 0; c < cands.length; c++) {
+    const want = cands[c][0];
+    for (let i = 0; i < n; i++) {
+      if ((buf[a + i] | 0x20) !== want[i]) continue next;
     }
-    const have = bc.end - bc.start;
-    if (have > limits.maxHeadBytes) {
-      const firstLf = bc.buf.subarray(bc.start, bc.end).indexOf(10);
-      if (firstLf === -1 && have > limits.maxLineBytes) {
-        throw new Rejection(414, "proxy-uri-too-long", "request line too long");
-      }
-      throw new Rejection(431, "proxy-header-size", "request header section too large");
-    }
-    scanned = Math.max(0, have - 3);
-    const ok = await bc.fill();
-    if (!ok) {
-      if (bc.end - bc.start === 0 && !seen) return -1;
-      throw new Rejection(400, "proxy-incomplete-head", "connection closed inside a message head");
-    }
-    if (!seen) {
-      seen = true;
-      onFirstByte?.();
-    }
+    return cands[c][1];
   }
+  return F_OTHER;
 }
 
-/** Finds "\r\n\r\n" in buf[from, end); every LF must follow a CR. */
-function findHeadEnd(buf: Uint8Array, from: number, start: number, end: number): number {
-  for (let i = Math.max(from, start); i < end; i++) {
-    if (buf[i] !== 10) continue;
-    if (i === start || buf[i - 1] !== 13) {
-      throw new Rejection(400, "proxy-bare-lf", "line ending without CR");
-    }
-    if (i - start >= 3 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
-  }
+/** Index of the next CRLF at or after i (before end), or -1. */
+function crlf(buf: Uint8Array, i: number, end: number): number {
+  // A plain loop: header lines are short, and TypedArray#indexOf costs a call into the
+  // runtime each time, more than scanning a line.
+  for (; i < end - 1; i++) if (buf[i] === 13 && buf[i + 1] === 10) return i;
   return -1;
 }
 
-function splitLines(text: string): string[] {
-  // text ends with "\r\n\r\n"; drop the final empty lines.
-  const lines = text.split("\r\n");
-  lines.length -= 2;
-  return lines;
+/** Index of the colon ending a valid field name starting at p, or a negative error code. */
+function fieldColon(buf: Uint8Array, p: number, q: number): number {
+  let i = p;
+  while (i < q && TCHAR[buf[i]] === 1) i++;
+  if (i > p && i < q && buf[i] === 58) return i;
+  for (let j = p; j < q; j++) if (buf[j] === 58) return j === p ? -1 : -2;
+  return -1;
 }
 
-function parseFields(
-  lines: string[],
-  limits: HeadLimits | undefined,
-): [string, string][] {
-  const headers: [string, string][] = [];
-  if (limits && lines.length - 1 > limits.maxHeaderCount) {
-    throw new Rejection(431, "proxy-header-count", "too many header fields");
-  }
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (limits && line.length > limits.maxLineBytes) {
-      throw new Rejection(431, "proxy-header-size", "header field too large");
-    }
-    const c0 = line.charCodeAt(0);
-    if (c0 === 32 || c0 === 9) {
-      throw new Rejection(400, "proxy-obs-fold", "obsolete line folding is not accepted");
-    }
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new Rejection(400, "proxy-bad-header", "header line without a name");
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) {
-      throw new Rejection(400, "proxy-bad-header", "invalid header field name");
-    }
-    let a = colon + 1;
-    let b = line.length;
-    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
-    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
-    const value = line.slice(a, b);
-    if (BAD_VALUE.test(value)) {
-      throw new Rejection(400, "proxy-bad-header", "invalid character in header field value");
-    }
-    headers.push([name, value]);
-  }
-  return headers;
+function isSpace(b: number): boolean {
+  return b === 32 || b === 9;
 }
 
+/** Appends the lower-cased comma-separated tokens of a field value. */
 function tokens(value: string, into: string[]): void {
   for (const t of value.split(",")) {
     const s = t.trim().toLowerCase();
@@ -181,11 +171,55 @@ function tokens(value: string, into: string[]): void {
   }
 }
 
-/** Parses framing headers shared by requests and responses. */
-function framing(
-  headers: [string, string][],
-  isRequest: boolean,
-): {
+/** Connection / Transfer-Encoding tokens of buf[a, b), fast for the usual single values. */
+function tokensOf(buf: Uint8Array, a: number, b: number, into: string[]): void {
+  if (b - a === 10 && equalsLower(buf, a, KEEP_ALIVE)) into.push("keep-alive");
+  else if (b - a === 5 && equalsLower(buf, a, CLOSE)) into.push("close");
+  else if (b - a === 7 && equalsLower(buf, a, CHUNKED)) into.push("chunked");
+  else tokens(latin1Decode(buf, a, b), into);
+}
+const KEEP_ALIVE = latin1Encode("keep-alive");
+const CLOSE = latin1Encode("close");
+const CHUNKED = latin1Encode("chunked");
+
+/** Case-insensitive compare of buf[a, a + lower.length) with lower-case letters and '-'. */
+function equalsLower(buf: Uint8Array, a: number, lower: Uint8Array): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = buf[a + i];
+    // Only letters fold: a byte that is not a letter must match exactly.
+    if (c !== lower[i] && !(c >= 65 && c <= 90 && (c | 0x20) === lower[i])) return false;
+  }
+  return true;
+}
+
+/**
+ * Parses a Content-Length value: one or more comma-separated equal decimal values (RFC 9110
+ * §8.6 allows a list of identical values). Returns the length, or -2 when invalid, -3 when the
+ * values conflict with each other or with `prev`.
+ */
+function contentLengthOf(buf: Uint8Array, a: number, b: number, prev: number): number {
+  let i = a;
+  let result = prev;
+  for (;;) {
+    while (i < b && isSpace(buf[i])) i++;
+    let len = 0;
+    let digits = 0;
+    while (i < b && buf[i] >= 48 && buf[i] <= 57) {
+      len = len * 10 + (buf[i] - 48);
+      digits++;
+      i++;
+    }
+    while (i < b && isSpace(buf[i])) i++;
+    if (digits === 0 || digits > 15 || (i < b && buf[i] !== 44)) return -2;
+    if (result !== -1 && result !== len) return -3;
+    result = len;
+    if (i >= b) return result;
+    i++; // the comma
+  }
+}
+
+/** Framing facts shared by requests and responses. */
+interface Framing {
   contentLength: number;
   chunked: boolean;
   connection: string[];
@@ -193,7 +227,21 @@ function framing(
   hostCount: number;
   upgrade: string | undefined;
   expectContinue: boolean;
-} {
+}
+
+/**
+ * Derives framing from the fields that carry it. `fk`/`fa`/`fb` hold the kind and value bounds
+ * (in `buf`) of the framing-relevant fields only.
+ */
+function framing(
+  buf: Uint8Array,
+  fk: number[],
+  fa: number[],
+  fb: number[],
+  isRequest: boolean,
+  text?: string,
+  textStart = 0,
+): Framing {
   let contentLength = -1;
   let te: string[] | undefined;
   const connection: string[] = [];
@@ -201,42 +249,37 @@ function framing(
   let hostCount = 0;
   let upgrade: string | undefined;
   let expectContinue = false;
-  const bad = (msg: string): Rejection =>
-    isRequest ? new Rejection(400, "proxy-bad-framing", msg) : new Rejection(502, "upstream", msg);
-  for (const [name, value] of headers) {
-    const n = name.length;
-    // Cheap length switch before lower-casing: only a few names matter here.
-    if (n !== 4 && n !== 6 && n !== 7 && n !== 10 && n !== 14 && n !== 17) continue;
-    const lower = name.toLowerCase();
-    switch (lower) {
-      case "content-length": {
-        for (const part of value.split(",")) {
-          const v = part.trim();
-          if (!DIGITS.test(v)) throw bad("invalid Content-Length");
-          const len = Number(v);
-          if (contentLength !== -1 && contentLength !== len) {
-            throw bad("conflicting Content-Length values");
-          }
-          contentLength = len;
-        }
+  for (let i = 0; i < fk.length; i++) {
+    const a = fa[i];
+    const b = fb[i];
+    switch (fk[i]) {
+      case F_CONTENT_LENGTH: {
+        const len = contentLengthOf(buf, a, b, contentLength);
+        if (len === -2) throw badFraming(isRequest, "invalid Content-Length");
+        if (len === -3) throw badFraming(isRequest, "conflicting Content-Length values");
+        contentLength = len;
         break;
       }
-      case "transfer-encoding":
+      case F_TRANSFER_ENCODING:
         te ??= [];
-        tokens(value, te);
+        tokensOf(buf, a, b, te);
         break;
-      case "connection":
-        tokens(value, connection);
+      case F_CONNECTION:
+        tokensOf(buf, a, b, connection);
         break;
-      case "host":
-        host = value;
+      case F_HOST:
+        host = text !== undefined
+          ? text.slice(a - textStart, b - textStart)
+          : latin1Decode(buf, a, b);
         hostCount++;
         break;
-      case "upgrade":
-        upgrade = value;
+      case F_UPGRADE:
+        upgrade = text !== undefined
+          ? text.slice(a - textStart, b - textStart)
+          : latin1Decode(buf, a, b);
         break;
-      case "expect":
-        if (value.toLowerCase() === "100-continue") expectContinue = true;
+      case F_EXPECT:
+        if (b - a === 12 && equalsLower(buf, a, CONTINUE_100)) expectContinue = true;
         else if (isRequest) {
           throw new Rejection(417, "proxy-expect", "unsupported Expect value");
         }
@@ -246,7 +289,7 @@ function framing(
   let chunked = false;
   if (te !== undefined) {
     if (isRequest && contentLength !== -1) {
-      throw bad("both Transfer-Encoding and Content-Length");
+      throw badFraming(isRequest, "both Transfer-Encoding and Content-Length");
     }
     if (te.length === 0 || te[te.length - 1] !== "chunked") {
       if (isRequest) {
@@ -264,78 +307,320 @@ function framing(
   }
   return { contentLength, chunked, connection, host, hostCount, upgrade, expectContinue };
 }
+const CONTINUE_100 = latin1Encode("100-continue");
 
-/** Parses a request head occupying bc.buf[bc.start, end). */
+function badFraming(isRequest: boolean, msg: string): Rejection {
+  return isRequest
+    ? new Rejection(400, "proxy-bad-framing", msg)
+    : new Rejection(502, "upstream", msg);
+}
+
+// Scratch for the framing fields of the head being parsed (parsing is synchronous).
+const FK: number[] = [];
+const FA: number[] = [];
+const FB: number[] = [];
+
+function isFramingKind(k: number): boolean {
+  return k >= F_HOST && k <= F_EXPECT;
+}
+
+/**
+ * Parses a request head occupying buf[start, end) (ending with the blank line's CRLF).
+ * Strict: CRLF line ends, token method and field names, visible-ASCII target, HTTP/1.0 or 1.1,
+ * field values without control characters, no obs-fold, no whitespace before a colon.
+ *
+ * @throws {Rejection} 400, 414, 417, 431, 501 or 505 naming the rule.
+ */
 export function parseRequestHead(
   buf: Uint8Array,
   start: number,
   end: number,
   limits: HeadLimits,
 ): RequestHead {
-  const text = latin1Decode(buf, start, end);
-  const lines = splitLines(text);
-  const line = lines[0];
-  if (line.length > limits.maxLineBytes) {
+  let le = crlf(buf, start, end);
+  if (le === -1) le = end; // not reached for heads from readHead
+  if (le - start > limits.maxLineBytes) {
     throw new Rejection(414, "proxy-uri-too-long", "request line too long");
   }
-  const sp1 = line.indexOf(" ");
-  const sp2 = line.indexOf(" ", sp1 + 1);
-  if (sp1 <= 0 || sp2 <= sp1 + 1 || line.indexOf(" ", sp2 + 1) !== -1) {
+  let sp1 = -1;
+  let sp2 = -1;
+  for (let i = start; i < le; i++) {
+    if (buf[i] !== 32) continue;
+    if (sp1 === -1) sp1 = i;
+    else if (sp2 === -1) sp2 = i;
+    else throw new Rejection(400, "proxy-bad-request-line", "malformed request line");
+  }
+  if (sp1 <= start || sp2 <= sp1 + 1) {
     throw new Rejection(400, "proxy-bad-request-line", "malformed request line");
   }
-  const method = line.slice(0, sp1);
-  const target = line.slice(sp1 + 1, sp2);
-  const protocol = line.slice(sp2 + 1);
-  if (!TOKEN.test(method)) {
-    throw new Rejection(400, "proxy-bad-request-line", "invalid method");
+  for (let i = start; i < sp1; i++) {
+    if (TCHAR[buf[i]] !== 1) throw new Rejection(400, "proxy-bad-request-line", "invalid method");
   }
-  if (!TARGET.test(target)) {
-    throw new Rejection(400, "proxy-bad-request-line", "invalid request target");
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = buf[i];
+    if (c < 0x21 || c > 0x7e) {
+      throw new Rejection(400, "proxy-bad-request-line", "invalid request target");
+    }
   }
   let minor: number;
-  if (protocol === "HTTP/1.1") minor = 1;
-  else if (protocol === "HTTP/1.0") minor = 0;
-  else if (/^HTTP\/[0-9]\.[0-9]$/.test(protocol)) {
-    throw new Rejection(505, "proxy-http-version", "HTTP version not supported");
+  const v = sp2 + 1;
+  if (
+    le - v === 8 && buf[v] === 72 && buf[v + 1] === 84 && buf[v + 2] === 84 &&
+    buf[v + 3] === 80 && buf[v + 4] === 47 && buf[v + 6] === 46 && isDigit(buf[v + 5]) &&
+    isDigit(buf[v + 7])
+  ) {
+    if (buf[v + 5] !== 49 || (buf[v + 7] !== 48 && buf[v + 7] !== 49)) {
+      throw new Rejection(505, "proxy-http-version", "HTTP version not supported");
+    }
+    minor = buf[v + 7] - 48;
   } else {
     throw new Rejection(400, "proxy-bad-request-line", "invalid HTTP version");
   }
-  const headers = parseFields(lines, limits);
-  const f = framing(headers, true);
+
+  // Header fields: [le + 2, end - 2), each line ending in CRLF.
+  const fieldsEnd = end - 2;
+  if ((fieldsEnd - le - 2) >> 1 > limits.maxHeaderCount) {
+    let count = 0;
+    for (let i = le + 2; i < fieldsEnd - 1; i++) if (buf[i] === 13 && buf[i + 1] === 10) count++;
+    if (count > limits.maxHeaderCount) {
+      throw new Rejection(431, "proxy-header-count", "too many header fields");
+    }
+  }
+  const text = latin1Decode(buf, start, end);
+  const headers: [string, string][] = [];
+  const kinds: number[] = [];
+  const fk = FK;
+  const fa = FA;
+  const fb = FB;
+  fk.length = fa.length = fb.length = 0;
+  for (let p = le + 2; p < fieldsEnd;) {
+    let q = crlf(buf, p, end);
+    if (q === -1 || q > fieldsEnd) q = fieldsEnd;
+    if (q - p > limits.maxLineBytes) {
+      throw new Rejection(431, "proxy-header-size", "header field too large");
+    }
+    if (isSpace(buf[p])) {
+      throw new Rejection(400, "proxy-obs-fold", "obsolete line folding is not accepted");
+    }
+    const colon = fieldColon(buf, p, q);
+    if (colon === -1) throw new Rejection(400, "proxy-bad-header", "header line without a name");
+    if (colon < 0) throw new Rejection(400, "proxy-bad-header", "invalid header field name");
+    let a = colon + 1;
+    let b = q;
+    while (a < b && isSpace(buf[a])) a++;
+    while (b > a && isSpace(buf[b - 1])) b--;
+    for (let i = a; i < b; i++) {
+      if (FIELD_BYTE[buf[i]] !== 1) {
+        throw new Rejection(400, "proxy-bad-header", "invalid character in header field value");
+      }
+    }
+    const kind = fieldKind(buf, p, colon - p);
+    headers.push([text.slice(p - start, colon - start), text.slice(a - start, b - start)]);
+    kinds.push(kind);
+    if (isFramingKind(kind)) {
+      fk.push(kind);
+      fa.push(a);
+      fb.push(b);
+    }
+    p = q + 2;
+  }
+  const f = framing(buf, fk, fa, fb, true, text, start);
   return {
-    method,
-    target,
-    protocol,
+    method: text.slice(0, sp1 - start),
+    target: text.slice(sp1 + 1 - start, sp2 - start),
+    protocol: minor === 1 ? "HTTP/1.1" : "HTTP/1.0",
     minor,
     headers,
-    ...f,
+    kinds,
+    contentLength: f.contentLength,
+    chunked: f.chunked,
+    connection: f.connection,
+    host: f.host,
+    hostCount: f.hostCount,
+    upgrade: f.upgrade,
+    expectContinue: f.expectContinue,
     headBytes: end - start,
   };
 }
 
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/**
+ * A parsed response head. It keeps the byte layout of the head so the proxy can pass the
+ * fields on without decoding them; `reason` and `headers` decode on demand and are valid only
+ * until the connection's buffer is refilled (read them right after parsing).
+ */
+export class ResponseHead {
+  /** Status code. */
+  readonly status: number;
+  /** HTTP/1.x minor version. */
+  readonly minor: number;
+  /** Content-Length or -1. */
+  readonly contentLength: number;
+  /** Chunked transfer coding. */
+  readonly chunked: boolean;
+  /** Lower-cased Connection tokens. */
+  readonly connection: string[];
+  /** Head size in bytes including the final CRLF. */
+  readonly headBytes: number;
+  /** The buffer the head was parsed from. */
+  readonly buf: Uint8Array;
+  /** Reason phrase bounds in `buf`. */
+  readonly reasonStart: number;
+  readonly reasonEnd: number;
+  /** Per field: line start, colon, line end (the CR) and kind, four numbers each. */
+  readonly fields: number[];
+
+  constructor(
+    init: {
+      status: number;
+      minor: number;
+      framing: Framing;
+      headBytes: number;
+      buf: Uint8Array;
+      reasonStart: number;
+      reasonEnd: number;
+      fields: number[];
+    },
+  ) {
+    this.status = init.status;
+    this.minor = init.minor;
+    this.contentLength = init.framing.contentLength;
+    this.chunked = init.framing.chunked;
+    this.connection = init.framing.connection;
+    this.headBytes = init.headBytes;
+    this.buf = init.buf;
+    this.reasonStart = init.reasonStart;
+    this.reasonEnd = init.reasonEnd;
+    this.fields = init.fields;
+  }
+
+  /** The reason phrase. */
+  get reason(): string {
+    return latin1Decode(this.buf, this.reasonStart, this.reasonEnd);
+  }
+
+  /** Decoded [name, value] pairs (values without surrounding whitespace). */
+  get headers(): [string, string][] {
+    const out: [string, string][] = [];
+    const f = this.fields;
+    const buf = this.buf;
+    for (let i = 0; i < f.length; i += 4) {
+      let a = f[i + 1] + 1;
+      let b = f[i + 2];
+      while (a < b && isSpace(buf[a])) a++;
+      while (b > a && isSpace(buf[b - 1])) b--;
+      out.push([latin1Decode(buf, f[i], f[i + 1]), latin1Decode(buf, a, b)]);
+    }
+    return out;
+  }
+}
+
 /** Parses a response head occupying buf[start, end). Throws a 502 Rejection when malformed. */
 export function parseResponseHead(buf: Uint8Array, start: number, end: number): ResponseHead {
-  const text = latin1Decode(buf, start, end);
-  const lines = splitLines(text);
-  const m = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/.exec(lines[0]);
-  if (!m) throw new Rejection(502, "upstream", "malformed upstream status line");
-  let headers: [string, string][];
-  try {
-    headers = parseFields(lines, undefined);
-  } catch {
-    throw new Rejection(502, "upstream", "malformed upstream header");
+  let le = crlf(buf, start, end);
+  if (le === -1) le = end;
+  // status-line = "HTTP/1." DIGIT SP 3DIGIT [ SP reason-phrase ]
+  const s = start;
+  if (
+    le - s < 12 || buf[s] !== 72 || buf[s + 1] !== 84 || buf[s + 2] !== 84 ||
+    buf[s + 3] !== 80 || buf[s + 4] !== 47 || buf[s + 5] !== 49 || buf[s + 6] !== 46 ||
+    (buf[s + 7] !== 48 && buf[s + 7] !== 49) || buf[s + 8] !== 32 || !isDigit(buf[s + 9]) ||
+    !isDigit(buf[s + 10]) || !isDigit(buf[s + 11]) || (le - s > 12 && buf[s + 12] !== 32)
+  ) {
+    throw new Rejection(502, "upstream", "malformed upstream status line");
   }
-  const f = framing(headers, false);
-  return {
-    status: Number(m[2]),
-    reason: m[3] ?? "",
-    minor: Number(m[1]),
-    headers,
-    contentLength: f.contentLength,
-    chunked: f.chunked,
-    connection: f.connection,
+  const reasonStart = le - s > 12 ? s + 13 : le;
+  for (let i = reasonStart; i < le; i++) {
+    if (FIELD_BYTE[buf[i]] !== 1) {
+      throw new Rejection(502, "upstream", "malformed upstream status line");
+    }
+  }
+  const status = (buf[s + 9] - 48) * 100 + (buf[s + 10] - 48) * 10 + (buf[s + 11] - 48);
+  const fields: number[] = [];
+  const fk = FK;
+  const fa = FA;
+  const fb = FB;
+  fk.length = fa.length = fb.length = 0;
+  const fieldsEnd = end - 2;
+  for (let p = le + 2; p < fieldsEnd;) {
+    let q = crlf(buf, p, end);
+    if (q === -1 || q > fieldsEnd) q = fieldsEnd;
+    const colon = isSpace(buf[p]) ? -1 : fieldColon(buf, p, q);
+    if (colon < 0) throw new Rejection(502, "upstream", "malformed upstream header");
+    let a = colon + 1;
+    let b = q;
+    while (a < b && isSpace(buf[a])) a++;
+    while (b > a && isSpace(buf[b - 1])) b--;
+    for (let i = a; i < b; i++) {
+      if (FIELD_BYTE[buf[i]] !== 1) {
+        throw new Rejection(502, "upstream", "malformed upstream header");
+      }
+    }
+    const kind = fieldKind(buf, p, colon - p);
+    fields.push(p, colon, q, kind);
+    if (isFramingKind(kind)) {
+      fk.push(kind);
+      fa.push(a);
+      fb.push(b);
+    }
+    p = q + 2;
+  }
+  return new ResponseHead({
+    status,
+    minor: buf[s + 7] - 48,
+    framing: framing(buf, fk, fa, fb, false),
     headBytes: end - start,
-  };
+    buf,
+    reasonStart,
+    reasonEnd: le,
+    fields,
+  });
+}
+
+/**
+ * Looks for a complete head in what is buffered, from `scanned` bytes past the start (what an
+ * earlier call already looked at). Returns the index just past the blank line, or -1 when more
+ * bytes are needed; the caller then reads and calls again with
+ * `Math.max(0, bc.buffered - 3)`. Empty lines before the request line are skipped
+ * (RFC 9112 §2.2).
+ *
+ * @throws {Rejection} 400 for a bare LF, 414/431 when the limits are exceeded.
+ */
+export function scanHead(bc: BufferedConn, limits: HeadLimits, scanned: number): number {
+  while (bc.end - bc.start >= 2 && bc.buf[bc.start] === 13 && bc.buf[bc.start + 1] === 10) {
+    bc.start += 2;
+  }
+  const end = findHeadEnd(bc.buf, bc.start + scanned, bc.start, bc.end);
+  if (end >= 0) {
+    if (end - bc.start > limits.maxHeadBytes) {
+      throw new Rejection(431, "proxy-header-size", "request header section too large");
+    }
+    return end;
+  }
+  const have = bc.end - bc.start;
+  if (have > limits.maxHeadBytes) {
+    const firstLf = bc.buf.subarray(bc.start, bc.end).indexOf(10);
+    if (firstLf === -1 && have > limits.maxLineBytes) {
+      throw new Rejection(414, "proxy-uri-too-long", "request line too long");
+    }
+    throw new Rejection(431, "proxy-header-size", "request header section too large");
+  }
+  return -1;
+}
+
+/** Finds "\r\n\r\n" in buf[from, end); every LF must follow a CR. */
+function findHeadEnd(buf: Uint8Array, from: number, start: number, end: number): number {
+  for (let i = Math.max(from, start); i < end; i++) {
+    if (buf[i] !== 10) continue;
+    if (i === start || buf[i - 1] !== 13) {
+      throw new Rejection(400, "proxy-bare-lf", "line ending without CR");
+    }
+    if (i - start >= 3 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
+  }
+  return -1;
 }
 
 /** A stream of decoded body bytes. Returned views are valid until the next call. */
@@ -371,6 +656,11 @@ export class LengthBody implements BodySource {
   }
   get remaining(): number {
     return this.#remaining;
+  }
+  /** Accounts for `n` body bytes the caller took from the buffer itself. */
+  skip(n: number): void {
+    this.#remaining -= n;
+    this.bytes += n;
   }
   async read(): Promise<Uint8Array | null> {
     if (this.#remaining === 0) return null;

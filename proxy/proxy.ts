@@ -11,21 +11,28 @@
  * @module
  */
 
-import { latin1Encode, utf8Encode } from "./_bytes.ts";
+import { ByteWriter, hexInto, hexOf, latin1Encode, utf8Encode } from "./_bytes.ts";
 import { BufferedConn, Sweeper } from "./_conn.ts";
 import {
   type BodySource,
   ChunkedBody,
   CloseBody,
   encodeChunk,
+  F_CONTENT_LENGTH,
+  F_EXPECT,
+  F_FORWARDING,
+  F_HOST,
+  F_TRACEPARENT,
+  type HeadLimits,
+  HOP_KIND,
   LAST_CHUNK,
   LengthBody,
   parseRequestHead,
   parseResponseHead,
-  readHead,
   Rejection,
   type RequestHead,
   type ResponseHead,
+  scanHead,
   tooLarge,
 } from "./_http1.ts";
 import { ConnectFailure, UpstreamPool } from "./_upstream.ts";
@@ -41,7 +48,7 @@ import {
   type TraceSink,
 } from "./export.ts";
 import { type Finding, FindingStore, type Redaction, scrub, summarizeRequest } from "./findings.ts";
-import { FORWARDING, forwardingHeaders, HOP_BY_HOP, resolveClient } from "./forwarding.ts";
+import { forwardingHeaders, HOP_BY_HOP, resolveClient } from "./forwarding.ts";
 import { IpSet } from "./ip.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { RuleEngine, RuleMatch, RuleRequest, RuleVerdict } from "./rule_engine.ts";
@@ -50,8 +57,10 @@ import {
   IdSource,
   parseTraceParent,
   type RandomFill,
+  type SamplingOptions,
   shouldSample,
   type Span,
+  type SpanFields,
   type TraceParent,
   TraceStore,
 } from "./trace.ts";
@@ -140,8 +149,62 @@ const CONTINUE = latin1Encode("HTTP/1.1 100 Continue\r\n\r\n");
 /** The client went away or broke framing while we read its body. */
 class ClientGone extends Error {}
 
+const backendError = (m: string): Error => new Error(`backend: ${m}`);
+const malformedBackend = (e: Error): Error => new Error(`malformed backend response: ${e.message}`);
+const backendClosedInBody = (): Error => new Error("backend: closed inside the body");
+
+const HTTP11_SP = latin1Encode("HTTP/1.1 ");
+const CRLF = latin1Encode("\r\n");
+const TE_CHUNKED = latin1Encode("Transfer-Encoding: chunked\r\n");
+const CONNECTION_CLOSE = latin1Encode("Connection: close\r\n");
+const CONNECTION_KEEP_ALIVE = latin1Encode("Connection: keep-alive\r\n");
+const REQUEST_LINE_END = latin1Encode(" HTTP/1.1\r\n");
+const COLON_SP = latin1Encode(": ");
+const SPACE = latin1Encode(" ");
+const TRACEPARENT_00 = latin1Encode("traceparent: 00-");
+const DASH = latin1Encode("-");
+const SAMPLED_END = latin1Encode("-01\r\n");
+const UNSAMPLED_END = latin1Encode("-00\r\n");
+
+/** A request body already in memory is sent with the head when at most this large. */
+const COALESCE_BYTES = 64 * 1024;
+
+/** One client connection: its buffers and per-connection caches. */
+class ClientConn {
+  readonly bc: BufferedConn;
+  readonly peer: string;
+  /** The upstream request head (and a small body) being sent. */
+  readonly reqOut: ByteWriter = new ByteWriter(1024);
+  /** The response head (and a small body) being sent. */
+  readonly resOut: ByteWriter = new ByteWriter(1024);
+  /** Trace id (16 bytes), span id (8) and parent span id (8) of the current exchange. */
+  readonly ids: Uint8Array = new Uint8Array(32);
+  /** Forwarding header lines for an untrusted peer, cached for the last host seen. */
+  fwdHost: string | undefined;
+  fwdBytes: Uint8Array | undefined;
+  constructor(bc: BufferedConn, peer: string) {
+    this.bc = bc;
+    this.peer = peer;
+  }
+}
+
+/** Whether the field named buf[a, b) is one of the lower-cased `names` (letters fold). */
+function nameListed(buf: Uint8Array, a: number, b: number, names: readonly string[]): boolean {
+  outer: for (const name of names) {
+    if (name.length !== b - a) continue;
+    for (let i = 0; i < name.length; i++) {
+      const c = buf[a + i];
+      const want = name.charCodeAt(i);
+      if (c !== want && !(c >= 65 && c <= 90 && (c | 0x20) === want)) continue outer;
+    }
+    return true;
+  }
+  return false;
+}
+
 /** Per-request state, becomes the span. */
 interface Exchange {
+  conn: ClientConn;
   start: number;
   peer: string;
   client: string;
@@ -150,6 +213,9 @@ interface Exchange {
   protocol: string;
   headers: [string, string][];
   host: string | undefined;
+  /** Whether conn.ids holds this exchange's trace and span ids. */
+  idsSet: boolean;
+  /** Hex of the ids, made on demand. */
   traceId: string | undefined;
   spanId: string | undefined;
   parent: TraceParent | undefined;
@@ -204,6 +270,15 @@ class ClientBody implements BodySource {
   }
 }
 
+/** State of a request body being copied to the backend. */
+class BodySender {
+  /** Why reading the client's body failed, if it did. */
+  error: unknown = undefined;
+  /** Set once the whole body was sent. */
+  done = false;
+  promise: Promise<void> = Promise.resolve();
+}
+
 /** A body read partly into memory (for rule engines) then streamed. */
 class BufferedThenStream implements BodySource {
   readonly #prefix: Uint8Array[];
@@ -248,6 +323,27 @@ class ProxyServer implements Proxy {
   readonly #backend: BackendTarget;
   readonly #now: () => number;
   readonly #ids: IdSource;
+  readonly #sampling: SamplingOptions;
+  readonly #samplingNew: SamplingOptions;
+  /** Reused for every span: recording copies it into the store. */
+  readonly #spanFields: SpanFields = {
+    ids: new Uint8Array(32),
+    hasParent: false,
+    method: "",
+    route: "",
+    start: 0,
+    end: 0,
+    status: 0,
+    upstreamMs: NaN,
+    requestBytes: 0,
+    responseBytes: 0,
+    client: "",
+    host: undefined,
+    decision: "allowed",
+    ruleIds: [],
+    findingIds: [],
+    error: undefined,
+  };
   readonly #onError: (err: unknown) => void;
   readonly #engines: RuleEngine[];
   readonly #inspectBytes: number;
@@ -258,6 +354,11 @@ class ProxyServer implements Proxy {
   readonly #traceExporters: BatchExporter<Span>[] = [];
   readonly #findingExporters: BatchExporter<Finding>[] = [];
   readonly #headLimits: { maxHeadBytes: number; maxLineBytes: number; maxHeaderCount: number };
+  readonly #upstreamHeadLimits: {
+    maxHeadBytes: number;
+    maxLineBytes: number;
+    maxHeaderCount: number;
+  };
   readonly #clients = new Set<BufferedConn>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #absoluteHosts = new Set<string>();
@@ -280,6 +381,11 @@ class ProxyServer implements Proxy {
     const origin = performance.timeOrigin;
     this.#now = options.now ?? (() => origin + performance.now());
     this.#ids = new IdSource(options.random);
+    this.#sampling = {
+      sampleRate: cfg.tracing.sampleRate,
+      respectParent: cfg.tracing.respectParentSampling,
+    };
+    this.#samplingNew = { sampleRate: cfg.tracing.sampleRate, respectParent: false };
     this.#onError = options.onError ?? (() => {});
     this.#engines = [
       ...(cfg.rules.baseline ? [createBaselineEngine({ disabled: cfg.rules.disabled })] : []),
@@ -339,6 +445,12 @@ class ProxyServer implements Proxy {
       maxHeadBytes: cfg.limits.maxHeaderBytes,
       maxLineBytes: cfg.limits.maxRequestLineBytes,
       maxHeaderCount: cfg.limits.maxHeaderCount,
+    };
+    const maxUp = cfg.upstream.maxResponseHeaderBytes;
+    this.#upstreamHeadLimits = {
+      maxHeadBytes: maxUp,
+      maxLineBytes: maxUp,
+      maxHeaderCount: 10_000,
     };
     for (const h of cfg.hosts) this.#absoluteHosts.add(h.toLowerCase());
   }
@@ -460,14 +572,14 @@ class ProxyServer implements Proxy {
     try {
       conn.setNoDelay(true);
     } catch { /* not fatal */ }
-    const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const cc = new ClientConn(bc, (conn.remoteAddr as Deno.NetAddr).hostname);
     this.#clients.add(bc);
     sweeper.add(bc);
     bc.deadline = this.#sweeper!.now + L.headerTimeoutMs;
     try {
       let first = true;
       while (!this.#closing && !bc.closed) {
-        const keep = await this.#exchange(bc, peer, first);
+        const keep = await this.#exchange(cc, first);
         first = false;
         if (!keep) break;
       }
@@ -478,21 +590,72 @@ class ProxyServer implements Proxy {
     }
   }
 
+  /**
+   * Reads until a complete head is buffered. Returns the index just past the blank line, or
+   * -1 when the stream ended cleanly before any byte of a new message. For a client head
+   * (`client`), the first byte sets the start time (`bc.mark`) and the header deadline.
+   */
+  async #readHead(bc: BufferedConn, limits: HeadLimits, client: boolean): Promise<number> {
+    let seen = bc.buffered > 0;
+    if (seen && client) this.#headStarted(bc);
+    let scanned = 0;
+    for (;;) {
+      let end: number;
+      try {
+        end = scanHead(bc, limits, scanned);
+      } catch (err) {
+        throw client ? err : malformedBackend(err as Error);
+      }
+      if (end >= 0) return end;
+      scanned = Math.max(0, bc.buffered - 3);
+      let n: number | null = null;
+      if (!bc.closed) {
+        try {
+          n = await bc.conn.read(bc.space());
+        } catch (err) {
+          if (!bc.closed) throw err;
+        }
+      }
+      if (n === null) {
+        if (bc.buffered === 0 && !seen) return -1;
+        const r = new Rejection(
+          400,
+          "proxy-incomplete-head",
+          "connection closed inside a message head",
+        );
+        throw client ? r : malformedBackend(r);
+      }
+      bc.commit(n);
+      if (!seen) {
+        seen = true;
+        if (client) this.#headStarted(bc);
+      }
+    }
+  }
+
+  /** The first byte of a client head arrived: start time and header deadline. */
+  #headStarted(bc: BufferedConn): void {
+    bc.mark = this.#stamp();
+    bc.deadline = bc.mark + this.#cfg.limits.headerTimeoutMs;
+  }
+
   /** Precise time when spans are recorded, the sweeper's coarse time otherwise. */
   #stamp(): number {
     return this.#cfg.tracing.enabled ? this.#now() : this.#sweeper!.now;
   }
 
-  #newExchange(peer: string, start: number): Exchange {
+  #newExchange(cc: ClientConn, start: number): Exchange {
     return {
+      conn: cc,
       start,
-      peer,
-      client: peer,
+      peer: cc.peer,
+      client: cc.peer,
       method: "-",
       target: "-",
       protocol: "-",
       headers: [],
       host: undefined,
+      idsSet: false,
       traceId: undefined,
       spanId: undefined,
       parent: undefined,
@@ -510,20 +673,18 @@ class ProxyServer implements Proxy {
   }
 
   /** Serves one request; returns whether the connection may carry another. */
-  async #exchange(bc: BufferedConn, peer: string, first: boolean): Promise<boolean> {
+  async #exchange(cc: ClientConn, first: boolean): Promise<boolean> {
     const L = this.#cfg.limits;
+    const bc = cc.bc;
     if (!first) {
       bc.deadline = this.#sweeper!.now + (bc.buffered > 0 ? L.headerTimeoutMs : L.idleTimeoutMs);
     }
-    let start = 0;
+    bc.mark = 0;
     let headEnd: number;
     try {
-      headEnd = await readHead(bc, this.#headLimits, () => {
-        start = this.#stamp();
-        bc.deadline = start + L.headerTimeoutMs;
-      });
+      headEnd = await this.#readHead(bc, this.#headLimits, true);
     } catch (err) {
-      const ex = this.#newExchange(peer, start || this.#stamp());
+      const ex = this.#newExchange(cc, bc.mark || this.#stamp());
       if (bc.expired) {
         // Slowloris: the head did not arrive within the header timeout.
         this.#sampleNew(ex);
@@ -552,8 +713,7 @@ class ProxyServer implements Proxy {
     }
     if (headEnd === -1) return false;
     this.#requests++;
-    if (start === 0) start = this.#stamp();
-    const ex = this.#newExchange(peer, start);
+    const ex = this.#newExchange(cc, bc.mark || this.#stamp());
     let head: RequestHead;
     try {
       head = parseRequestHead(bc.buf, bc.start, headEnd, this.#headLimits);
@@ -605,37 +765,46 @@ class ProxyServer implements Proxy {
 
   #sampleNew(ex: Exchange): void {
     if (this.#cfg.tracing.enabled) {
-      ex.sampled = shouldSample(undefined, {
-        sampleRate: this.#cfg.tracing.sampleRate,
-        respectParent: false,
-      }, this.#ids);
+      ex.sampled = shouldSample(undefined, this.#samplingNew, this.#ids);
     }
   }
 
   #ensureIds(ex: Exchange): void {
-    if (ex.traceId === undefined) ex.traceId = ex.parent?.traceId ?? this.#ids.traceId();
-    if (ex.spanId === undefined) ex.spanId = this.#ids.spanId();
+    if (ex.idsSet) return;
+    const ids = ex.conn.ids;
+    if (ex.parent !== undefined) {
+      hexInto(ids, 0, ex.parent.traceId);
+      hexInto(ids, 24, ex.parent.parentId);
+    } else this.#ids.fillId(ids, 0, 16);
+    this.#ids.fillId(ids, 16, 8);
+    ex.idsSet = true;
+  }
+
+  /** The trace id as hex (ids must be set). */
+  #traceId(ex: Exchange): string {
+    return ex.traceId ??= hexOf(ex.conn.ids, 0, 16);
+  }
+
+  /** The span id as hex (ids must be set). */
+  #spanId(ex: Exchange): string {
+    return ex.spanId ??= hexOf(ex.conn.ids, 16, 24);
   }
 
   async #handle(bc: BufferedConn, ex: Exchange, head: RequestHead): Promise<boolean> {
     const cfg = this.#cfg;
     const tracing = cfg.tracing;
-    // Names are compared in lower case throughout; compute them once.
     const headers = head.headers;
-    const lower = new Array<string>(headers.length);
+    const kinds = head.kinds;
     let traceparent: string | undefined;
-    for (let i = 0; i < headers.length; i++) {
-      const l = headers[i][0].toLowerCase();
-      lower[i] = l;
-      if (l === "traceparent") traceparent = traceparent === undefined ? headers[i][1] : "";
+    for (let i = 0; i < kinds.length; i++) {
+      if (kinds[i] === F_TRACEPARENT) {
+        traceparent = traceparent === undefined ? headers[i][1] : "";
+      }
     }
     if (tracing.enabled || tracing.propagate) {
       ex.parent = traceparent ? parseTraceParent(traceparent) : undefined;
       if (tracing.enabled) {
-        ex.sampled = shouldSample(ex.parent, {
-          sampleRate: tracing.sampleRate,
-          respectParent: tracing.respectParentSampling,
-        }, this.#ids);
+        ex.sampled = shouldSample(ex.parent, this.#sampling, this.#ids);
         this.#ensureIds(ex);
       }
     }
@@ -728,22 +897,7 @@ class ProxyServer implements Proxy {
     const maxBody = cfg.limits.maxBodyBytes;
     if (maxBody > 0 && head.contentLength > maxBody) throw tooLarge();
     let body: ClientBody | null = null;
-    if (head.chunked || head.contentLength > 0) {
-      const touch = (): void => {
-        bc.deadline = this.#sweeper!.now + cfg.limits.bodyTimeoutMs;
-      };
-      const inner = head.chunked
-        ? new ChunkedBody(bc, (m) => new Rejection(400, "proxy-bad-chunk", m))
-        : new LengthBody(
-          bc,
-          head.contentLength,
-          () => new ClientGone("client closed inside the body"),
-        );
-      const onFirst = head.expectContinue && head.minor === 1
-        ? () => bc.write(CONTINUE)
-        : undefined;
-      body = new ClientBody(inner, maxBody, touch, onFirst);
-    }
+    if (head.chunked || head.contentLength > 0) body = this.#clientBody(bc, head);
 
     // --- rules ---
     let source: BodySource | null = body;
@@ -800,65 +954,123 @@ class ProxyServer implements Proxy {
       ex.requestBytes = fixed.length;
     }
 
-    // --- upstream request head ---
+    // --- upstream request head, written as bytes ---
     const connTokens = head.connection;
-    const connSet = connTokens.length > 0 ? new Set(connTokens) : undefined;
-    const upgrade = head.upgrade !== undefined && head.minor === 1 && connSet?.has("upgrade")
+    const upgrade = head.upgrade !== undefined && head.minor === 1 &&
+        connTokens.includes("upgrade")
       ? head.upgrade
       : undefined;
-    let s = `${head.method} ${target} HTTP/1.1\r\n`;
+    const cc = ex.conn;
+    const w = cc.reqOut;
+    w.reset();
+    w.str(head.method);
+    w.bytes(SPACE);
+    w.str(target);
+    w.bytes(REQUEST_LINE_END);
     let sawHost = false;
     for (let i = 0; i < headers.length; i++) {
-      const l = lower[i];
-      if (HOP_BY_HOP.has(l) || (connSet !== undefined && connSet.has(l))) continue;
-      if (l === "host") {
+      const k = kinds[i];
+      if (HOP_KIND[k] === 1) continue;
+      const name = headers[i][0];
+      if (connTokens.length > 0 && connTokens.includes(name.toLowerCase())) continue;
+      if (k === F_HOST) {
         sawHost = true;
-        s += absoluteHost !== undefined
-          ? `${headers[i][0]}: ${absoluteHost}\r\n`
-          : `${headers[i][0]}: ${headers[i][1]}\r\n`;
+        w.str(name);
+        w.bytes(COLON_SP);
+        w.str(absoluteHost !== undefined ? absoluteHost : headers[i][1]);
+        w.bytes(CRLF);
         continue;
       }
-      if (cfg.forwardedHeaders && FORWARDING.has(l)) continue;
-      if (l === "expect") continue;
-      if (l === "traceparent" && tracing.propagate) continue;
-      if (fixed !== undefined && head.chunked === true && l === "content-length") continue;
-      s += `${headers[i][0]}: ${headers[i][1]}\r\n`;
+      if (k === F_FORWARDING && cfg.forwardedHeaders) continue;
+      if (k === F_EXPECT) continue;
+      if (k === F_TRACEPARENT && tracing.propagate) continue;
+      if (k === F_CONTENT_LENGTH && fixed !== undefined && head.chunked) continue;
+      w.str(name);
+      w.bytes(COLON_SP);
+      w.str(headers[i][1]);
+      w.bytes(CRLF);
     }
-    if (!sawHost) s += `Host: ${absoluteHost ?? this.#backend.authority}\r\n`;
+    if (!sawHost) w.str(`Host: ${absoluteHost ?? this.#backend.authority}\r\n`);
     if (cfg.forwardedHeaders) {
-      for (
-        const [n, v] of forwardingHeaders(headers, {
-          peer: ex.peer,
-          trustedPeer,
-          scheme: "http",
-          host: ex.host,
-        })
-      ) s += `${n}: ${v}\r\n`;
+      if (trustedPeer) {
+        for (
+          const [n, v] of forwardingHeaders(headers, {
+            peer: ex.peer,
+            trustedPeer,
+            scheme: "http",
+            host: ex.host,
+          })
+        ) w.str(`${n}: ${v}\r\n`);
+      } else {
+        // Untrusted peer: the lines depend only on the peer and the host; cache them.
+        if (cc.fwdBytes === undefined || cc.fwdHost !== ex.host) {
+          let f = "";
+          for (
+            const [n, v] of forwardingHeaders([], {
+              peer: ex.peer,
+              trustedPeer: false,
+              scheme: "http",
+              host: ex.host,
+            })
+          ) f += `${n}: ${v}\r\n`;
+          cc.fwdHost = ex.host;
+          cc.fwdBytes = latin1Encode(f);
+        }
+        w.bytes(cc.fwdBytes);
+      }
     }
     if (tracing.propagate) {
       if (tracing.enabled) {
-        s += `traceparent: ${formatTraceParent(ex.traceId!, ex.spanId!, ex.sampled)}\r\n`;
+        const ids = cc.ids;
+        w.bytes(TRACEPARENT_00);
+        w.hex(ids, 0, 16);
+        w.bytes(DASH);
+        w.hex(ids, 16, 24);
+        w.bytes(ex.sampled ? SAMPLED_END : UNSAMPLED_END);
       } else if (ex.parent) {
-        s += `traceparent: ${
-          formatTraceParent(ex.parent.traceId, ex.parent.parentId, ex.parent.sampled)
-        }\r\n`;
+        w.str(
+          `traceparent: ${
+            formatTraceParent(ex.parent.traceId, ex.parent.parentId, ex.parent.sampled)
+          }\r\n`,
+        );
       }
     }
-    if (upgrade !== undefined) s += `Connection: upgrade\r\nUpgrade: ${upgrade}\r\n`;
-    if (fixed !== undefined && head.chunked) s += `Content-Length: ${fixed.length}\r\n`;
-    else if (head.chunked) s += "Transfer-Encoding: chunked\r\n";
-    s += "\r\n";
+    if (upgrade !== undefined) w.str(`Connection: upgrade\r\nUpgrade: ${upgrade}\r\n`);
+    if (fixed !== undefined && head.chunked) w.str(`Content-Length: ${fixed.length}\r\n`);
+    else if (head.chunked) w.bytes(TE_CHUNKED);
+    w.bytes(CRLF);
+    if (fixed !== undefined && fixed.length <= COALESCE_BYTES) {
+      w.bytes(fixed);
+      fixed = undefined;
+    }
     return await this.#forward(
       bc,
       ex,
       head,
-      s,
+      w.view(),
       fixed,
       source,
       body,
       head.chunked,
       upgrade !== undefined,
     );
+  }
+
+  /** The request body as a stream with 100-continue, deadline refresh and size limit. */
+  #clientBody(bc: BufferedConn, head: RequestHead): ClientBody {
+    const cfg = this.#cfg;
+    const touch = (): void => {
+      bc.deadline = this.#sweeper!.now + cfg.limits.bodyTimeoutMs;
+    };
+    const inner = head.chunked
+      ? new ChunkedBody(bc, (m) => new Rejection(400, "proxy-bad-chunk", m))
+      : new LengthBody(
+        bc,
+        head.contentLength,
+        () => new ClientGone("client closed inside the body"),
+      );
+    const onFirst = head.expectContinue && head.minor === 1 ? () => bc.write(CONTINUE) : undefined;
+    return new ClientBody(inner, cfg.limits.maxBodyBytes, touch, onFirst);
   }
 
   #hostAllowed(authority: string, scheme: string): boolean {
@@ -967,8 +1179,8 @@ class ProxyServer implements Proxy {
       message: scrub(f.message, red.secrets).slice(0, 500),
       engine: f.engine,
       action: f.action,
-      traceId: ex.traceId!,
-      spanId: ex.spanId!,
+      traceId: this.#traceId(ex),
+      spanId: this.#spanId(ex),
       request: red.summary,
     };
     if (f.status !== undefined) finding.status = f.status;
@@ -1014,7 +1226,7 @@ class ProxyServer implements Proxy {
     ex.status = status;
     const reason = REASONS[status] ?? "Error";
     let text = `${status} ${reason}\n`;
-    if (ex.traceId) text += `trace id: ${ex.traceId}\n`;
+    if (ex.idsSet) text += `trace id: ${this.#traceId(ex)}\n`;
     const payload = utf8Encode(text);
     let s = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${payload.length}\r\n`;
@@ -1043,7 +1255,7 @@ class ProxyServer implements Proxy {
     bc: BufferedConn,
     ex: Exchange,
     head: RequestHead,
-    headText: string,
+    reqHead: Uint8Array,
     fixed: Uint8Array | undefined,
     source: BodySource | null,
     body: ClientBody | null,
@@ -1052,12 +1264,11 @@ class ProxyServer implements Proxy {
   ): Promise<boolean> {
     const pool = this.#pool!;
     const U = this.#cfg.upstream;
-    const now = (): number => this.#stamp();
     const sweeper = this.#sweeper!;
     let up: BufferedConn | undefined;
-    let sendError: unknown;
-    let sendDone = source === null;
-    let sending: Promise<void> | undefined;
+    // Streams the request body while the response is awaited (a separate object, so that this
+    // function keeps no closure context per request).
+    let sender: BodySender | undefined;
     let res: ResponseHead | undefined;
     let tSend = 0;
     for (let attempt = 0; res === undefined; attempt++) {
@@ -1079,14 +1290,13 @@ class ProxyServer implements Proxy {
         }
       }
       const readBefore = up.bytesRead;
-      tSend = now();
+      tSend = this.#stamp();
       up.deadline = sweeper.now + U.responseTimeoutMs;
       // Retry once on a reused connection the backend had closed, when nothing is lost.
       const retryable = reused && source === null && attempt === 0;
       try {
-        const enc = up.encodeHead(headText, fixed);
-        await up.write(enc.bytes);
-        if (fixed !== undefined && !enc.tailIncluded) await up.write(fixed);
+        await up.writeAll(reqHead);
+        if (fixed !== undefined) await up.write(fixed);
       } catch (err) {
         pool.discard(up);
         if (retryable) continue;
@@ -1100,43 +1310,21 @@ class ProxyServer implements Proxy {
         );
       }
       if (source !== null) {
-        const target = up;
-        sending = (async () => {
-          try {
-            for (;;) {
-              let c: Uint8Array | null;
-              try {
-                c = await source.read();
-              } catch (err) {
-                sendError = err;
-                target.close(); // abort the exchange: the response read fails next
-                return;
-              }
-              if (c === null) break;
-              ex.requestBytes += c.length;
-              target.deadline = sweeper.now + U.responseTimeoutMs;
-              await target.write(chunked ? encodeChunk(c) : c);
-            }
-            if (chunked) await target.write(LAST_CHUNK);
-            target.deadline = sweeper.now + U.responseTimeoutMs;
-            sendDone = true;
-          } catch {
-            // The backend stopped reading; its response (if any) decides.
-          }
-        })();
+        sender = new BodySender();
+        sender.promise = this.#sendBody(sender, source, up, ex, chunked);
       }
       try {
-        res = await this.#readResponseHead(up);
+        res = this.#responseHeadAt(up, await this.#readHead(up, this.#upstreamHeadLimits, false));
       } catch (err) {
         const expired = up.expired;
         pool.discard(up);
-        if (sending) await sending;
-        if (sendError !== undefined) {
-          if (sendError instanceof Rejection) {
-            await this.#reject(bc, ex, sendError, false);
+        if (sender !== undefined) await sender.promise;
+        if (sender !== undefined && sender.error !== undefined) {
+          if (sender.error instanceof Rejection) {
+            await this.#reject(bc, ex, sender.error, false);
             return false;
           }
-          throw sendError;
+          throw sender.error;
         }
         if (!expired && retryable && up.bytesRead === readBefore) continue;
         return await this.#upstreamFailed(
@@ -1150,20 +1338,23 @@ class ProxyServer implements Proxy {
       }
     }
     up = up!;
-    ex.upstreamMs = now() - tSend;
+    ex.upstreamMs = this.#stamp() - tSend;
 
     // 1xx interim responses: 100 is ours to send (we answered Expect), others pass to 1.1 clients.
     while (res.status < 200 && res.status !== 101) {
       if (res.status !== 100 && head.minor === 1) {
         try {
-          await bc.write(latin1Encode(this.#responseHead(res, undefined, "none", true, head)));
+          const w = ex.conn.resOut;
+          w.reset();
+          this.#writeResponseHead(w, res, undefined, "none", true, head);
+          await bc.write(w.view());
         } catch {
           pool.discard(up);
           throw new ClientGone("client closed");
         }
       }
       try {
-        res = await this.#readResponseHead(up);
+        res = this.#responseHeadAt(up, await this.#readHead(up, this.#upstreamHeadLimits, false));
       } catch (err) {
         const expired = up.expired;
         pool.discard(up);
@@ -1197,13 +1388,12 @@ class ProxyServer implements Proxy {
     const noBody = head.method === "HEAD" || res.status === 204 || res.status === 304;
     let framing: "none" | "length" | "chunked" | "close";
     let src: BodySource | null = null;
-    const upErr = (m: string): Error => new Error(`backend: ${m}`);
     if (noBody) framing = "none";
     else if (res.chunked) {
-      src = new ChunkedBody(up, upErr);
+      src = new ChunkedBody(up, backendError);
       framing = head.minor === 1 ? "chunked" : "close";
     } else if (res.contentLength >= 0) {
-      src = new LengthBody(up, res.contentLength, () => upErr("closed inside the body"));
+      src = new LengthBody(up, res.contentLength, backendClosedInBody);
       framing = "length";
     } else {
       src = new CloseBody(up);
@@ -1211,25 +1401,41 @@ class ProxyServer implements Proxy {
     }
     let upReusable = res.minor === 1 && !res.connection.includes("close") &&
       (noBody || res.chunked || res.contentLength >= 0);
+    const sendDone = sender === undefined || sender.done;
     const requestDone = body === null || body.done || sendDone;
     const keepClient = !this.#clientWantsClose(head) && framing !== "close" && requestDone &&
       !this.#closing;
     ex.status = res.status;
-    const resHead = this.#responseHead(res, ex, framing, keepClient, head);
+    const w = ex.conn.resOut;
+    w.reset();
+    this.#writeResponseHead(w, res, ex, framing, keepClient, head);
 
     let ok = true;
     try {
       if (framing === "length" && up.buffered >= res.contentLength) {
-        // Whole response buffered: one write.
-        const data = up.take(res.contentLength);
-        const enc = bc.encodeHead(resHead, data);
-        bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
-        await bc.write(enc.bytes);
-        if (!enc.tailIncluded) await bc.write(data);
-        ex.responseBytes = data.length;
+        // Whole response buffered: head and body in one write.
+        const n = res.contentLength;
+        if (n <= COALESCE_BYTES) {
+          w.range(up.buf, up.start, up.start + n);
+          up.start += n;
+          bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
+          await bc.writeAll(w.view());
+        } else {
+          bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
+          await bc.write(w.view());
+          await bc.write(up.take(n));
+        }
+        ex.responseBytes = n;
       } else {
+        if (framing === "length" && up.buffered > 0 && up.buffered <= COALESCE_BYTES) {
+          // Part of the body is here already: it leaves with the head.
+          const c = up.take(up.buffered);
+          (src as LengthBody).skip(c.length);
+          w.bytes(c);
+          ex.responseBytes = c.length;
+        }
         bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
-        await bc.write(bc.encodeHead(resHead).bytes);
+        await bc.write(w.view());
         if (src !== null) {
           for (;;) {
             up.deadline = sweeper.now + U.responseTimeoutMs;
@@ -1257,15 +1463,15 @@ class ProxyServer implements Proxy {
       ex.error ??= "client closed during the response";
     }
     bc.deadline = 0;
-    if (!sendDone) {
+    if (sender !== undefined && !sender.done) {
       // Response complete before the request body: the backend did not want the rest, and the
       // client connection cannot be reused either (its next request starts after that body).
       up.close();
       bc.close();
       upReusable = false;
     }
-    if (sending) await sending;
-    if (ok && upReusable && sendDone) {
+    if (sender !== undefined) await sender.promise;
+    if (ok && upReusable && (sender === undefined || sender.done)) {
       up.deadline = 0;
       pool.release(up);
     } else pool.discard(up);
@@ -1276,43 +1482,89 @@ class ProxyServer implements Proxy {
     return keepClient && (body === null || body.done);
   }
 
-  async #readResponseHead(up: BufferedConn): Promise<ResponseHead> {
-    const max = this.#cfg.upstream.maxResponseHeaderBytes;
-    let end: number;
+  /** Copies the request body to the backend; records failures in `state`. */
+  async #sendBody(
+    state: BodySender,
+    source: BodySource,
+    target: BufferedConn,
+    ex: Exchange,
+    chunked: boolean,
+  ): Promise<void> {
+    const sweeper = this.#sweeper!;
+    const timeout = this.#cfg.upstream.responseTimeoutMs;
     try {
-      end = await readHead(up, { maxHeadBytes: max, maxLineBytes: max, maxHeaderCount: 10_000 });
-    } catch (err) {
-      if (err instanceof Rejection) throw new Error(`malformed backend response: ${err.message}`);
-      throw err;
+      for (;;) {
+        let c: Uint8Array | null;
+        try {
+          c = await source.read();
+        } catch (err) {
+          state.error = err;
+          target.close(); // abort the exchange: the response read fails next
+          return;
+        }
+        if (c === null) break;
+        ex.requestBytes += c.length;
+        target.deadline = sweeper.now + timeout;
+        await target.write(chunked ? encodeChunk(c) : c);
+      }
+      if (chunked) await target.write(LAST_CHUNK);
+      target.deadline = sweeper.now + timeout;
+      state.done = true;
+    } catch {
+      // The backend stopped reading; its response (if any) decides.
     }
+  }
+
+  /** Parses the backend's head ending at `end` (from `#readHead`); -1 means it closed. */
+  #responseHeadAt(up: BufferedConn, end: number): ResponseHead {
     if (end === -1) throw new Error("backend closed the connection without a response");
     const res = parseResponseHead(up.buf, up.start, end);
     up.start = end;
     return res;
   }
 
-  #responseHead(
+  /** Writes the client's response head for `res` (fields passed on as received). */
+  #writeResponseHead(
+    w: ByteWriter,
     res: ResponseHead,
     ex: Exchange | undefined,
     framing: "none" | "length" | "chunked" | "close",
     keepClient: boolean,
     req: RequestHead,
-  ): string {
-    let s = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
-    const connSet = res.connection.length ? new Set(res.connection) : undefined;
-    for (const [n, v] of res.headers) {
-      const l = n.toLowerCase();
-      if (HOP_BY_HOP.has(l)) continue;
-      if (connSet !== undefined && connSet.has(l)) continue;
-      if (l === "content-length" && framing !== "length" && framing !== "none") continue;
-      s += `${n}: ${v}\r\n`;
+  ): void {
+    const buf = res.buf;
+    w.bytes(HTTP11_SP);
+    w.decimal(res.status);
+    w.bytes(SPACE);
+    w.range(buf, res.reasonStart, res.reasonEnd);
+    w.bytes(CRLF);
+    const f = res.fields;
+    const named = res.connection;
+    const dropLength = framing !== "length" && framing !== "none";
+    // Kept lines are copied in runs, as received (CRLF included).
+    let runStart = -1;
+    let runEnd = -1;
+    for (let i = 0; i < f.length; i += 4) {
+      const kind = f[i + 3];
+      if (
+        HOP_KIND[kind] === 1 || (kind === F_CONTENT_LENGTH && dropLength) ||
+        (named.length > 0 && nameListed(buf, f[i], f[i + 1], named))
+      ) {
+        if (runStart !== -1) w.range(buf, runStart, runEnd);
+        runStart = -1;
+        continue;
+      }
+      if (runStart === -1) runStart = f[i];
+      runEnd = f[i + 2] + 2;
     }
-    if (ex === undefined) return s + "\r\n"; // 1xx
-    if (this.#cfg.debugHeaders) s += `x-infraveil-rules: ${ex.ruleIds.join(",")}\r\n`;
-    if (framing === "chunked") s += "Transfer-Encoding: chunked\r\n";
-    if (!keepClient) s += "Connection: close\r\n";
-    else if (req.minor === 0) s += "Connection: keep-alive\r\n";
-    return s + "\r\n";
+    if (runStart !== -1) w.range(buf, runStart, runEnd);
+    if (ex !== undefined) {
+      if (this.#cfg.debugHeaders) w.str(`x-infraveil-rules: ${ex.ruleIds.join(",")}\r\n`);
+      if (framing === "chunked") w.bytes(TE_CHUNKED);
+      if (!keepClient) w.bytes(CONNECTION_CLOSE);
+      else if (req.minor === 0) w.bytes(CONNECTION_KEEP_ALIVE);
+    }
+    w.bytes(CRLF);
   }
 
   async #upstreamFailed(
@@ -1385,31 +1637,28 @@ class ProxyServer implements Proxy {
   #finishSpan(ex: Exchange): void {
     if (!this.#cfg.tracing.enabled || !ex.sampled) return;
     this.#ensureIds(ex);
-    const end = this.#now();
+    const f = this.#spanFields;
     const q = ex.target.indexOf("?");
-    const route = q === -1 ? ex.target : ex.target.slice(0, q);
-    const span: Span = {
-      traceId: ex.traceId!,
-      spanId: ex.spanId!,
-      name: `${ex.method} ${route.length > 200 ? route.slice(0, 200) : route}`,
-      start: ex.start,
-      end,
-      method: ex.method,
-      route: route.length > 2048 ? route.slice(0, 2048) : route,
-      status: ex.status,
-      durationMs: end - ex.start,
-      requestBytes: ex.requestBytes,
-      responseBytes: ex.responseBytes,
-      client: ex.client,
-      decision: ex.decision,
-      ruleIds: ex.ruleIds,
-      findingIds: ex.findingIds,
-    };
-    if (ex.parent) span.parentSpanId = ex.parent.parentId;
-    if (ex.upstreamMs !== undefined) span.upstreamMs = ex.upstreamMs;
-    if (ex.host !== undefined) span.host = ex.host;
-    if (ex.error !== undefined) span.error = ex.error;
-    this.traces.add(span);
-    for (const e of this.#traceExporters) e.offer(span);
+    f.ids = ex.conn.ids;
+    f.hasParent = ex.parent !== undefined;
+    f.method = ex.method;
+    f.route = q === -1 ? ex.target : ex.target.slice(0, q);
+    f.start = ex.start;
+    f.end = this.#now();
+    f.status = ex.status;
+    f.upstreamMs = ex.upstreamMs ?? NaN;
+    f.requestBytes = ex.requestBytes;
+    f.responseBytes = ex.responseBytes;
+    f.client = ex.client;
+    f.host = ex.host;
+    f.decision = ex.decision;
+    f.ruleIds = ex.ruleIds;
+    f.findingIds = ex.findingIds;
+    f.error = ex.error;
+    const slot = this.traces.record(f);
+    if (this.#traceExporters.length > 0) {
+      const span = this.traces.get(slot);
+      for (const e of this.#traceExporters) e.offer(span);
+    }
   }
 }

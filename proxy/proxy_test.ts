@@ -602,3 +602,57 @@ Deno.test("proxy retries a request on a pooled connection the backend closed", a
     await be.close();
   }
 });
+
+Deno.test("proxy passes response fields on as received, dropping those Connection names in any case", async () => {
+  const be = rawBackend(async (_head, conn) => {
+    await conn.write(enc.encode(
+      "HTTP/1.1 201 Made It\r\nCONNECTION: X-Drop, Keep-Alive\r\nx-drop: 1\r\nX-Keep:\ta  b\r\n" +
+        "Keep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok",
+    ));
+  });
+  const px = startProxy(be.url, { rules: { baseline: false } });
+  try {
+    const [res] = await rawRequest(
+      px.port,
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert.equal(res.status, 201);
+    assert.equal(res.text, "ok");
+    assert.equal(header(res, "x-drop"), undefined);
+    assert.equal(header(res, "keep-alive"), undefined);
+    assert.equal(header(res, "x-keep"), "a  b");
+    assert.equal(header(res, "connection"), "close");
+    assert.equal(header(res, "content-length"), "2");
+  } finally {
+    await px.close();
+    await be.close();
+  }
+});
+
+Deno.test("proxy streams a large response whose body starts in the head's read", async () => {
+  const body = new Uint8Array(300_000).map((_, i) => i % 251);
+  const be = rawBackend(async (_head, conn) => {
+    const head = enc.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+    const all = new Uint8Array(head.length + body.length);
+    all.set(head);
+    all.set(body, head.length);
+    for (let off = 0; off < all.length;) off += await conn.write(all.subarray(off));
+  });
+  const px = startProxy(be.url, { rules: { baseline: false } });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: px.port });
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    const raw = await readAll(conn, 10_000);
+    conn.close();
+    const text = new TextDecoder("latin1").decode(raw);
+    const split = text.indexOf("\r\n\r\n") + 4;
+    const got = raw.subarray(split);
+    assert.equal(got.length, body.length);
+    assert.deepEqual(got, body);
+    const [span] = px.proxy.traces.query();
+    assert.equal(span.responseBytes, body.length);
+  } finally {
+    await px.close();
+    await be.close();
+  }
+});

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { toHex } from "./_bytes.ts";
+import { hexOf, toHex } from "./_bytes.ts";
 
 /** Fills a buffer with random bytes (defaults to `crypto.getRandomValues`). */
 export type RandomFill = (buf: Uint8Array) => void;
@@ -126,6 +126,24 @@ export class IdSource {
     return this.#nonZeroHex(8);
   }
 
+  /**
+   * Writes a new non-zero id of `n` bytes to out[at, at + n), without allocating: the bytes
+   * come from a pool refilled by one call to the random source per 4 KiB.
+   */
+  fillId(out: Uint8Array, at: number, n: number): void {
+    for (;;) {
+      if (this.#pos + n > this.#pool.length) {
+        this.#fill(this.#pool);
+        this.#pos = 0;
+      }
+      const pool = this.#pool;
+      let nonZero = 0;
+      for (let i = 0; i < n; i++) nonZero |= out[at + i] = pool[this.#pos + i];
+      this.#pos += n;
+      if (nonZero !== 0) return;
+    }
+  }
+
   /** A new finding id ("f_" + 16 hex digits). */
   findingId(): string {
     return "f_" + toHex(this.#bytes(8));
@@ -226,25 +244,201 @@ export class RingBuffer<T> {
   }
 }
 
-/** Spans kept in memory for the agent to query. */
+/**
+ * A span as the proxy records it, without allocating a {@linkcode Span}: the proxy fills one
+ * reusable object per request and {@linkcode TraceStore.record} copies it into the store.
+ */
+export interface SpanFields {
+  /** 32 bytes: trace id (16), span id (8), parent span id (8). */
+  ids: Uint8Array;
+  /** Whether the parent span id bytes are set. */
+  hasParent: boolean;
+  method: string;
+  /** Path without the query string. */
+  route: string;
+  start: number;
+  end: number;
+  status: number;
+  /** NaN when there was no upstream exchange. */
+  upstreamMs: number;
+  requestBytes: number;
+  responseBytes: number;
+  client: string;
+  host: string | undefined;
+  decision: Span["decision"];
+  ruleIds: string[];
+  findingIds: string[];
+  error: string | undefined;
+}
+
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+
+/**
+ * Spans kept in memory for the agent to query: a ring of preallocated columns (typed arrays
+ * for numbers and ids, interned strings), so recording a span allocates nothing that outlives
+ * the request. {@linkcode Span} objects are built only when queried.
+ */
 export class TraceStore {
-  readonly #ring: RingBuffer<Span>;
-  /** @param capacity Most spans kept. */
+  readonly #cap: number;
+  readonly #ids: Uint8Array;
+  readonly #hasParent: Uint8Array;
+  readonly #num: Float64Array; // start, end, upstreamMs, status, requestBytes, responseBytes
+  readonly #method: string[];
+  readonly #route: string[];
+  readonly #client: string[];
+  readonly #host: (string | undefined)[];
+  readonly #decision: Span["decision"][];
+  readonly #ruleIds: (readonly string[])[];
+  readonly #findingIds: (readonly string[])[];
+  readonly #error: (string | undefined)[];
+  readonly #interned = new Map<string, string>();
+  // The last value seen per field: consecutive requests mostly repeat them, and comparing two
+  // short strings is cheaper than hashing one for the map.
+  readonly #lastMethod = [""];
+  readonly #lastRoute = [""];
+  readonly #lastHost = [""];
+  #next = 0;
+  #count = 0;
+
+  /** @param capacity Most spans kept (at least 1). */
   constructor(capacity: number) {
-    this.#ring = new RingBuffer(capacity);
+    const cap = this.#cap = Math.max(1, Math.floor(capacity));
+    this.#ids = new Uint8Array(cap * 32);
+    this.#hasParent = new Uint8Array(cap);
+    this.#num = new Float64Array(cap * 6);
+    this.#method = new Array(cap).fill("");
+    this.#route = new Array(cap).fill("");
+    this.#client = new Array(cap).fill("");
+    this.#host = new Array(cap).fill(undefined);
+    this.#decision = new Array(cap).fill("allowed");
+    this.#ruleIds = new Array(cap).fill(NO_STRINGS);
+    this.#findingIds = new Array(cap).fill(NO_STRINGS);
+    this.#error = new Array(cap).fill(undefined);
   }
+
+  /**
+   * The same string, shared with earlier spans that had it: the store then keeps one copy per
+   * distinct route or host instead of one per request (and never a slice of a request head).
+   */
+  #intern(s: string, last: string[]): string {
+    // Strings compare by content: keep the interned copy, not the request's string.
+    if (s === last[0]) return last[0];
+    return last[0] = this.#internMap(s);
+  }
+
+  #internMap(s: string): string {
+    const hit = this.#interned.get(s);
+    if (hit !== undefined) return hit;
+    if (this.#interned.size >= 4096) this.#interned.clear();
+    const copy = s.length < 13 ? s : JSON.parse(JSON.stringify(s)) as string;
+    this.#interned.set(copy, copy);
+    return copy;
+  }
+
+  /** Records a span given as fields; returns its slot (for {@linkcode TraceStore.get}). */
+  record(f: SpanFields): number {
+    const i = this.#next;
+    this.#next = i + 1 === this.#cap ? 0 : i + 1;
+    if (this.#count < this.#cap) this.#count++;
+    this.#ids.set(f.ids.subarray(0, 32), i * 32);
+    this.#hasParent[i] = f.hasParent ? 1 : 0;
+    const n = this.#num;
+    const o = i * 6;
+    n[o] = f.start;
+    n[o + 1] = f.end;
+    n[o + 2] = f.upstreamMs;
+    n[o + 3] = f.status;
+    n[o + 4] = f.requestBytes;
+    n[o + 5] = f.responseBytes;
+    this.#method[i] = this.#intern(f.method, this.#lastMethod);
+    this.#route[i] = this.#intern(
+      f.route.length > 2048 ? f.route.slice(0, 2048) : f.route,
+      this.#lastRoute,
+    );
+    this.#client[i] = f.client;
+    this.#host[i] = f.host === undefined ? undefined : this.#intern(f.host, this.#lastHost);
+    this.#decision[i] = f.decision;
+    this.#ruleIds[i] = f.ruleIds.length ? f.ruleIds : NO_STRINGS;
+    this.#findingIds[i] = f.findingIds.length ? f.findingIds : NO_STRINGS;
+    this.#error[i] = f.error;
+    return i;
+  }
+
   /** Records a span. */
   add(span: Span): void {
-    this.#ring.push(span);
+    const ids = new Uint8Array(32);
+    const hex = (s: string, at: number): void => {
+      for (let k = 0; k + 1 < s.length; k += 2) ids[at + k / 2] = parseInt(s.slice(k, k + 2), 16);
+    };
+    hex(span.traceId, 0);
+    hex(span.spanId, 16);
+    if (span.parentSpanId !== undefined) hex(span.parentSpanId, 24);
+    this.record({
+      ids,
+      hasParent: span.parentSpanId !== undefined,
+      method: span.method,
+      route: span.route,
+      start: span.start,
+      end: span.end,
+      status: span.status,
+      upstreamMs: span.upstreamMs ?? NaN,
+      requestBytes: span.requestBytes,
+      responseBytes: span.responseBytes,
+      client: span.client,
+      host: span.host,
+      decision: span.decision,
+      ruleIds: span.ruleIds,
+      findingIds: span.findingIds,
+      error: span.error,
+    });
   }
+
+  /** The span in a slot, as a new object. */
+  get(i: number): Span {
+    const ids = this.#ids;
+    const n = this.#num;
+    const o = i * 6;
+    const route = this.#route[i];
+    const method = this.#method[i];
+    const span: Span = {
+      traceId: hexOf(ids, i * 32, i * 32 + 16),
+      spanId: hexOf(ids, i * 32 + 16, i * 32 + 24),
+      name: `${method} ${route.length > 200 ? route.slice(0, 200) : route}`,
+      start: n[o],
+      end: n[o + 1],
+      method,
+      route,
+      status: n[o + 3],
+      durationMs: n[o + 1] - n[o],
+      requestBytes: n[o + 4],
+      responseBytes: n[o + 5],
+      client: this.#client[i],
+      decision: this.#decision[i],
+      ruleIds: [...this.#ruleIds[i]],
+      findingIds: [...this.#findingIds[i]],
+    };
+    if (this.#hasParent[i] === 1) span.parentSpanId = hexOf(ids, i * 32 + 24, i * 32 + 32);
+    if (!Number.isNaN(n[o + 2])) span.upstreamMs = n[o + 2];
+    const host = this.#host[i];
+    if (host !== undefined) span.host = host;
+    const error = this.#error[i];
+    if (error !== undefined) span.error = error;
+    return span;
+  }
+
   /** Spans held now. */
   get size(): number {
-    return this.#ring.size;
+    return this.#count;
   }
+
   /** Spans matching the query, newest first. */
   query(q: SpanQuery = {}): Span[] {
-    return this.#ring.find(
-      (s) =>
+    const out: Span[] = [];
+    const limit = q.limit ?? 100;
+    const cap = this.#cap;
+    for (let k = 1; k <= this.#count && out.length < limit; k++) {
+      const s = this.get((this.#next - k + cap) % cap);
+      if (
         (q.traceId === undefined || s.traceId === q.traceId) &&
         (q.status === undefined || s.status === q.status) &&
         (q.minStatus === undefined || s.status >= q.minStatus) &&
@@ -253,8 +447,9 @@ export class TraceStore {
         (q.client === undefined || s.client === q.client) &&
         (q.decision === undefined || s.decision === q.decision) &&
         (q.since === undefined || s.start >= q.since) &&
-        (q.minDurationMs === undefined || s.durationMs >= q.minDurationMs),
-      q.limit ?? 100,
-    );
+        (q.minDurationMs === undefined || s.durationMs >= q.minDurationMs)
+      ) out.push(s);
+    }
+    return out;
   }
 }

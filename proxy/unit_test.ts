@@ -5,7 +5,14 @@ import { REDACTED, summarizeRequest } from "./findings.ts";
 import { forwardingHeaders, resolveClient, stripHopByHop } from "./forwarding.ts";
 import { IpSet, parseCidr, parseIp } from "./ip.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import { formatTraceParent, IdSource, parseTraceParent, RingBuffer, type Span } from "./trace.ts";
+import {
+  formatTraceParent,
+  IdSource,
+  parseTraceParent,
+  RingBuffer,
+  type Span,
+  TraceStore,
+} from "./trace.ts";
 
 Deno.test("parseIp() handles IPv4, IPv6 and IPv4-mapped IPv6; rejects junk", () => {
   assert.deepEqual([...parseIp("10.1.2.3")!], [10, 1, 2, 3]);
@@ -181,4 +188,81 @@ Deno.test("spansToOtlp() encodes ids, nanosecond times and error status", () => 
   assert.equal(o.parentSpanId, "c".repeat(16));
   assert.equal(o.status.code, 2);
   assert.ok(o.attributes.some((a) => a.key === "infraveil.rule_ids"));
+});
+
+Deno.test("TraceStore records spans in columns and rebuilds them on query", () => {
+  const store = new TraceStore(3);
+  const ids = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) ids[i] = i + 1;
+  const fields = {
+    ids,
+    hasParent: true,
+    method: "GET",
+    route: "/a/very/long/route/name",
+    start: 1000.5,
+    end: 1002.25,
+    status: 200,
+    upstreamMs: 1.5,
+    requestBytes: 3,
+    responseBytes: 4,
+    client: "192.0.2.1",
+    host: "example.test",
+    decision: "allowed" as const,
+    ruleIds: [],
+    findingIds: [],
+    error: undefined,
+  };
+  store.record(fields);
+  const [s] = store.query();
+  assert.equal(s.traceId, "0102030405060708090a0b0c0d0e0f10");
+  assert.equal(s.spanId, "1112131415161718");
+  assert.equal(s.parentSpanId, "191a1b1c1d1e1f20");
+  assert.equal(s.name, "GET /a/very/long/route/name");
+  assert.equal(s.durationMs, 1.75);
+  assert.equal(s.upstreamMs, 1.5);
+  assert.equal(s.host, "example.test");
+  assert.deepEqual(s.ruleIds, []);
+  // The store copied the ids: changing the caller's buffer changes nothing.
+  ids.fill(0);
+  assert.equal(store.query()[0].traceId, "0102030405060708090a0b0c0d0e0f10");
+  // Ring: the newest three are kept, newest first; optional fields come back absent.
+  for (let i = 0; i < 4; i++) {
+    store.record({
+      ...fields,
+      hasParent: false,
+      upstreamMs: NaN,
+      host: undefined,
+      status: 500 + i,
+      ruleIds: i === 3 ? ["r1"] : [],
+      error: i === 3 ? "boom" : undefined,
+    });
+  }
+  assert.equal(store.size, 3);
+  const all = store.query();
+  assert.deepEqual(all.map((x) => x.status), [503, 502, 501]);
+  assert.equal(all[0].parentSpanId, undefined);
+  assert.equal(all[0].upstreamMs, undefined);
+  assert.equal(all[0].host, undefined);
+  assert.equal(all[0].error, "boom");
+  assert.deepEqual(all[0].ruleIds, ["r1"]);
+  assert.deepEqual(store.query({ minStatus: 502, limit: 1 }).map((x) => x.status), [503]);
+  // add() keeps accepting whole spans.
+  store.add({ ...all[0], traceId: "ab".repeat(16), spanId: "cd".repeat(8), status: 201 });
+  assert.equal(store.query({ traceId: "ab".repeat(16) })[0].status, 201);
+});
+
+Deno.test("IdSource.fillId() writes non-zero ids from one random fill per pool", () => {
+  let calls = 0;
+  let n = 0;
+  const ids = new IdSource((b) => {
+    calls++;
+    // The first 16 bytes are zero: that id must be skipped.
+    for (let i = 0; i < b.length; i++) b[i] = i < 16 ? 0 : (n++ & 0xff) | 1;
+  });
+  const out = new Uint8Array(24);
+  ids.fillId(out, 0, 16);
+  ids.fillId(out, 16, 8);
+  assert.ok(out.some((x) => x !== 0));
+  assert.ok(out.subarray(16).some((x) => x !== 0));
+  assert.equal(calls, 1);
 });
