@@ -18,7 +18,14 @@ export interface Operator {
   name: string;
   /** True when the parameter holds `%{…}` macros and must be expanded per request. */
   dynamic: boolean;
+  /** Runs the operator and returns its captures (TX.0 …) on a match. */
   run(value: string, param: string): OpResult;
+  /** Whether the operator matches (same answer as `run`, without building captures). */
+  test(value: string, param: string): boolean;
+  /** `@rx`: the compiled expression (for the literal prefilter). */
+  re?: RegExp;
+  /** `@pm`/`@pmFromFile`: the phrases; the operator matches iff one occurs (folded like the AC). */
+  phrases?: string[];
 }
 
 /** Reads a data file referenced by `@pmFromFile` / `@ipMatchFromFile`. */
@@ -101,19 +108,25 @@ export function compileOperator(
 ): Operator {
   const lname = name.toLowerCase();
   const dynamic = param.includes("%{");
-  const mk = (run: Operator["run"], dyn = dynamic): Operator => ({
-    name: lname,
-    dynamic: dyn,
-    run,
-  });
+  const mk = (
+    run: Operator["run"],
+    dyn = dynamic,
+    test: Operator["test"] = (v, p) => run(v, p) !== undefined,
+  ): Operator => ({ name: lname, dynamic: dyn, run, test, re: undefined, phrases: undefined });
   switch (lname) {
     case "rx": {
       const re = compileRegex(param, where);
-      return mk((v) => {
-        const m = re.exec(v);
-        if (!m) return undefined;
-        return m.map((x) => x ?? "");
-      }, false);
+      const op = mk(
+        (v) => {
+          const m = re.exec(v);
+          if (!m) return undefined;
+          return m.map((x) => x ?? "");
+        },
+        false,
+        (v) => re.test(v),
+      );
+      op.re = re;
+      return op;
     }
     case "pm":
     case "pmf":
@@ -127,10 +140,16 @@ export function compileOperator(
         }
       }
       const ac = buildPhraseMatcher(phrases);
-      return mk((v) => {
-        const f = ac.find(v);
-        return f === undefined ? undefined : [f];
-      }, false);
+      const op = mk(
+        (v) => {
+          const f = ac.find(v);
+          return f === undefined ? undefined : [f];
+        },
+        false,
+        (v) => ac.find(v) !== undefined,
+      );
+      op.phrases = phrases;
+      return op;
     }
     case "contains":
       return mk((v, p) => (v.includes(p) ? [p] : undefined));

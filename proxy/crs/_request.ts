@@ -15,8 +15,20 @@ export interface VarElem {
   value: string;
   /** Full name as logged, e.g. "ARGS:q" or "REQUEST_URI". */
   name: string;
-  /** Per-request cache: transformation-chain key → transformed value. */
-  cache?: Map<string, string>;
+  /** Per-request caches, shared by the elements with the same value (see the engine). */
+  vc?: ValueCache;
+}
+
+/** Per-request facts about one string (a value, or a value after transformations). */
+export interface ValueCache {
+  /** The string. */
+  value: string;
+  /** Which characters occur in it (see the engine's `charMask`), once needed. */
+  mask: number[] | undefined;
+  /** Literal-scanner result, once needed. */
+  sat: number[] | undefined;
+  /** Transformed values: pairs of transformation-chain id and result, once needed. */
+  tv: (number | ValueCache)[] | undefined;
 }
 
 /** The collections of one request. */
@@ -41,21 +53,35 @@ export function latin1(bytes: Uint8Array): string {
   return s;
 }
 
-function push(data: RequestData, coll: string, key: string, value: string): void {
+/** A fresh {@linkcode ValueCache} for a string. */
+export function valueCacheOf(value: string): ValueCache {
+  return { value, mask: undefined, sat: undefined, tv: undefined };
+}
+
+function push(
+  data: RequestData,
+  coll: string,
+  key: string,
+  value: string,
+  vc: ValueCache | undefined = undefined,
+): void {
   let list = data.collections.get(coll);
   if (!list) {
     list = [];
     data.collections.set(coll, list);
   }
-  list.push({ key, value, name: key === "" ? coll : `${coll}:${key}` });
+  list.push({ key, value, name: key === "" ? coll : `${coll}:${key}`, vc });
 }
 
 function setArgs(data: RequestData, kind: "GET" | "POST", pairs: [string, string][]): void {
   for (const [k, v] of pairs) {
-    push(data, `ARGS_${kind}`, k, v);
-    push(data, `ARGS_${kind}_NAMES`, k, k);
-    push(data, "ARGS", k, v);
-    push(data, "ARGS_NAMES", k, k);
+    // the same value in several collections shares its caches
+    const kc = valueCacheOf(k);
+    const vc = valueCacheOf(v);
+    push(data, `ARGS_${kind}`, k, v, vc);
+    push(data, `ARGS_${kind}_NAMES`, k, k, kc);
+    push(data, "ARGS", k, v, vc);
+    push(data, "ARGS_NAMES", k, k, kc);
   }
 }
 
@@ -109,8 +135,8 @@ export function buildRequestData(
   sc.set("QUERY_STRING", query);
   setArgs(data, "GET", parseUrlEncoded(query));
   for (const [name, value] of headers) {
-    push(data, "REQUEST_HEADERS", name, value);
-    push(data, "REQUEST_HEADERS_NAMES", name, name);
+    push(data, "REQUEST_HEADERS", name, value, valueCacheOf(value));
+    push(data, "REQUEST_HEADERS_NAMES", name, name, valueCacheOf(name));
     if (name.toLowerCase() === "cookie") {
       for (const c of value.split(";")) {
         const t = c.replace(/^[ \t]+/, "");
@@ -118,8 +144,8 @@ export function buildRequestData(
         const eq = t.indexOf("=");
         const k = eq < 0 ? t : t.slice(0, eq);
         const v = eq < 0 ? "" : t.slice(eq + 1);
-        push(data, "REQUEST_COOKIES", k, v);
-        push(data, "REQUEST_COOKIES_NAMES", k, k);
+        push(data, "REQUEST_COOKIES", k, v, valueCacheOf(v));
+        push(data, "REQUEST_COOKIES_NAMES", k, k, valueCacheOf(k));
       }
     }
   }

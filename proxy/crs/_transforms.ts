@@ -21,6 +21,7 @@ function hexVal(c: number): number {
 
 function asciiLower(s: string): string {
   // ModSecurity lowercases with the C locale: ASCII letters only.
+  if (!/[A-Z\u0100-\uffff]/.test(s)) return s; // (toLowerCase() below also maps non-bytes)
   if (!/[\x80-\xff]/.test(s)) return s.toLowerCase();
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
@@ -195,6 +196,8 @@ export function cssDecode(s: string): string {
 
 /** `cmdLine`: normalises shell/Windows command lines the way ModSecurity does. */
 export function cmdLine(s: string): string {
+  // Nothing to drop, collapse or lowercase: the value is already normalised.
+  if (!/[\\"'^ ,;\t\r\nA-Z\u0100-\uffff]/.test(s)) return s;
   let out = "";
   let space = false;
   for (let i = 0; i < s.length; i++) {
@@ -224,11 +227,13 @@ const WS = /[ \t\n\r\f\v\xa0]+/g;
 
 /** `compressWhitespace`: runs of whitespace become one space. */
 export function compressWhitespace(s: string): string {
+  if (!/[\t\n\r\f\v\xa0]| {2}/.test(s)) return s; // only single spaces: unchanged
   return s.replace(WS, " ");
 }
 
 /** `removeWhitespace`: drops every whitespace byte. */
 export function removeWhitespace(s: string): string {
+  if (!/[ \t\n\r\f\v\xa0]/.test(s)) return s;
   return s.replace(WS, "");
 }
 
@@ -240,11 +245,13 @@ export function replaceComments(s: string): string {
 
 /** `removeComments`: drops C, HTML, `--` and `#` comments. */
 export function removeComments(s: string): string {
+  if (!/\/\*|<!--|--|#/.test(s)) return s;
   return s.replace(/\/\*[\s\S]*?(?:\*\/|$)|<!--[\s\S]*?(?:-->|$)|--.*|#.*/g, "");
 }
 
 /** `removeCommentsChar`: drops the comment markers themselves. */
 export function removeCommentsChar(s: string): string {
+  if (!/\/\*|\*\/|<!--|-->|--|#/.test(s)) return s;
   return s.replace(/\/\*|\*\/|<!--|-->|--|#/g, "");
 }
 
@@ -435,4 +442,46 @@ export const TRANSFORMS: Record<string, Transform> = {
   parityodd7bit: (s) => s,
   parityzero7bit: (s) =>
     s.replace(/[\x80-\xff]/g, (c) => String.fromCharCode(c.charCodeAt(0) & 0x7f)),
+};
+
+const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const SPACES = " \t\n\r\f\v";
+/** Stands for any byte 0x80–0xFF in {@linkcode IDENTITY_UNLESS}. */
+export const ANY_HIGH_BYTE = "\x80";
+/** Stands for any character above 0xFF in {@linkcode IDENTITY_UNLESS}. */
+export const ANY_WIDE_CHAR = "\u0100";
+
+/**
+ * For each transformation, the characters without which it returns its input unchanged
+ * (`ANY_HIGH_BYTE` / `ANY_WIDE_CHAR` stand for whole ranges). A transformation that is missing
+ * may change any input. Each entry follows the early return at the top of the function.
+ */
+export const IDENTITY_UNLESS: Record<string, string> = {
+  lowercase: UPPER + ANY_WIDE_CHAR,
+  uppercase: UPPER.toLowerCase(),
+  urldecode: "%+",
+  urldecodeuni: "%+",
+  htmlentitydecode: "&",
+  jsdecode: "\\",
+  cssdecode: "\\",
+  escapeseqdecode: "\\",
+  cmdline: "\\\"'^ ,;\t\r\n" + UPPER + ANY_WIDE_CHAR,
+  compresswhitespace: SPACES + ANY_HIGH_BYTE, // (0xA0 is white space too)
+  removewhitespace: SPACES + ANY_HIGH_BYTE,
+  removenulls: "\0",
+  replacenulls: "\0",
+  replacecomments: "/",
+  removecomments: "/<-#",
+  removecommentschar: "/*<-#",
+  normalizepath: "/.",
+  normalisepath: "/.",
+  normalizepathwin: "\\/.",
+  normalisepathwin: "\\/.",
+  utf8tounicode: ANY_HIGH_BYTE,
+  trim: SPACES,
+  trimleft: SPACES,
+  trimright: SPACES,
+  parityeven7bit: "",
+  parityodd7bit: "",
+  parityzero7bit: ANY_HIGH_BYTE,
 };

@@ -39,6 +39,8 @@ export interface LoadCrsOptions {
   maxBodyBytes?: number;
   /** False disables `@detectSQLi`/`@detectXSS` (default true). */
   libinjection?: boolean;
+  /** False runs every operator on every value, without the literal prefilter (default true). */
+  prefilter?: boolean;
   /** Injected file access. */
   files: CrsFileAccess;
 }
@@ -124,6 +126,7 @@ export function loadCrs(options: LoadCrsOptions): CrsEngine {
     },
     maxParanoia: detectionParanoia,
     libinjection: options.libinjection ?? true,
+    prefilter: options.prefilter ?? true,
   });
   const initialTx = new Map<string, string>([
     ["blocking_paranoia_level", String(paranoia)],

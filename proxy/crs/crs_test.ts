@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadCrs } from "./crs.ts";
 import { denoFiles } from "./_io.ts";
-import { engineRunner, runFtwSuite } from "./ftw.ts";
+import { engineRunner, runFtwSuite, stageRequest } from "./ftw.ts";
 import { CRS_TEST_TX, loadTests } from "./main.ts";
 import { generateBenignCorpus } from "./benign_corpus.ts";
 import { sharedCrs } from "./_testutil.ts";
@@ -85,4 +85,37 @@ Deno.test("generateBenignCorpus() is deterministic", () => {
   const b = generateBenignCorpus(50, 3).map((x) => x.request.target).join();
   assert.equal(a, b);
   assert.notEqual(a, generateBenignCorpus(50, 4).map((x) => x.request.target).join());
+});
+
+Deno.test({
+  name: "the literal prefilter and the caches change no result on the CRS regression requests",
+  ignore: !crs,
+  fn() {
+    const opts = {
+      setupFile: crs!.setup,
+      rulesDir: crs!.rules,
+      paranoia: 4,
+      mode: "monitor" as const,
+      tx: CRS_TEST_TX,
+      files: denoFiles,
+    };
+    const fast = loadCrs(opts);
+    const plain = loadCrs({ ...opts, prefilter: false });
+    const show = (r: ReturnType<typeof fast.inspect>): string =>
+      JSON.stringify([
+        r.matched.map((m) => [m.rule.id, m.varName, m.value, m.log]),
+        r.interrupted?.rule.id,
+        [...r.tx].filter(([k]) => k !== "unique_id"),
+      ]);
+    // every third request keeps the test short; the full comparison is `deno task crs` twice
+    let n = 0;
+    for (const t of loadTests(crs!.tests)) {
+      for (const s of t.stages) {
+        const req = stageRequest(s.input);
+        if (!req || n++ % 3 !== 0) continue;
+        assert.equal(show(fast.inspect(req)), show(plain.inspect(req)), t.id);
+      }
+    }
+    assert.ok(n > 2500);
+  },
 });

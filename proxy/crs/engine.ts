@@ -11,15 +11,17 @@ import type { RuleMatch, RuleRequest, RuleVerdict } from "../rule_engine.ts";
 import { CrsError } from "./_errors.ts";
 import { compileOperator, type Operator } from "./_operators.ts";
 import { compileRegex } from "./_regex.ts";
+import { buildGroupScanner, type GroupScanner, requiredLiterals } from "./_prefilter.ts";
 import {
   bodyProcessorFor,
   buildRequestData,
   latin1,
   parseBody,
   type RequestData,
+  type ValueCache,
   type VarElem,
 } from "./_request.ts";
-import { type Transform, TRANSFORMS } from "./_transforms.ts";
+import { IDENTITY_UNLESS, type Transform, TRANSFORMS } from "./_transforms.ts";
 import { type Directive, parseActions, parseTargets, type TargetSpec } from "./parser.ts";
 
 /** A compiled variable reference. */
@@ -31,8 +33,17 @@ interface Target {
   count: boolean;
   /** The rule's exclusions that concern this variable (filled when compilation ends). */
   excl?: Exclusion[];
-  /** The variable is a request-line or body scalar whose element can be shared. */
-  stable?: boolean;
+  /** How it is read (filled when compilation ends): scalar, one key, regex keys, or all keys. */
+  kind?: TargetKind;
+  /** Slot of the per-request target cache (filled when compilation ends; -1: live variable). */
+  slot?: number;
+}
+
+const enum TargetKind {
+  Scalar,
+  Key,
+  Regex,
+  All,
 }
 
 /** A compiled exclusion (`!ARGS:foo`). */
@@ -47,6 +58,8 @@ type Macro = (t: Tx) => string;
 interface SetVar {
   coll: string;
   name: Macro;
+  /** The variable's key in its map (lowercased, `coll.` prefixed outside TX) when constant. */
+  fixedKey?: string;
   op: "=" | "+" | "-" | "del";
   value: Macro;
 }
@@ -54,6 +67,15 @@ interface SetVar {
 interface Ctl {
   kind: string;
   value: string;
+  /** ruleRemoveTarget…: the compiled removal, once first used. */
+  removal?: TargetRemoval;
+}
+
+/** A runtime target removal (`ctl:ruleRemoveTargetById=…;ARGS:x`). */
+interface TargetRemoval {
+  id?: (id: number) => boolean;
+  tag?: string;
+  excl: Exclusion;
 }
 
 /** One compiled rule (or one link of a chain). */
@@ -72,6 +94,35 @@ export interface Rule {
   transforms: Transform[];
   /** Cache keys of each transformation prefix. */
   tkeys: string[];
+  /** Interned ids of `tkeys` (slots of an element's transformation cache); see `finishRules`. */
+  tids: number[];
+  /** Id of the whole transformation chain (0: none). */
+  tlast: number;
+  /**
+   * Per chain prefix length: the characters (see `charMask`) without which that prefix leaves a
+   * value unchanged; null when it may change any value.
+   */
+  tmasks: (number[] | null)[];
+  /** Slot of the per-request cache of resolved variables; -1 when they are live (TX, MATCHED_*). */
+  sig: number;
+  /** Slot of the per-request cache of the union of its values' scans (same targets and chain). */
+  orSlot: number;
+  /** The same for each target alone. */
+  torSlots: number[];
+  /** Literal group of the operator in the scanner result: word and bit (0: no prefilter). */
+  pfWord: number;
+  pfBit: number;
+  /** The group is the operator itself (`@pm`): a set bit is a match, a clear bit none. */
+  pfExact: boolean;
+  /** For skipAfter: index of the target marker in the rule's phase list. */
+  jump: number;
+  /** Names of the variables it reads (filled when compilation ends). */
+  targetNames: string[];
+  /** The only target is `TX:key` (no count, no exclusion): the key, and the element name. */
+  txKey?: string;
+  txName?: string;
+  /** With `txKey`: the target is `&TX:key` (the number of such variables, 0 or 1). */
+  txCount: boolean;
   multiMatch: boolean;
   capture: boolean;
   chain?: Rule;
@@ -102,6 +153,11 @@ export interface CompileOptions {
   maxParanoia?: number;
   /** False disables `@detectSQLi`/`@detectXSS` (to measure what they contribute). */
   libinjection?: boolean;
+  /**
+   * False turns the literal prefilter off, so every operator runs on every value (slower, same
+   * results; for tests and measurements).
+   */
+  prefilter?: boolean;
 }
 
 /** The compiled rule set. */
@@ -114,6 +170,12 @@ export interface RuleSet {
   ruleEngine: "On" | "Off" | "DetectionOnly";
   /** Paranoia level (from its `paranoia-level/N` tag) of every rule id, kept or pruned. */
   paranoiaById: Map<number, number>;
+  /** Numbers of slots of the per-request caches. */
+  sizes: CacheSizes;
+  /** Buffers reused by its transactions. */
+  scratch: Scratch;
+  /** Finds which operators' literal groups occur in a value (see `_prefilter.ts`). */
+  scanner: GroupScanner;
 }
 
 const PHASE_NAMES: Record<string, number> = { request: 2, response: 4, logging: 5 };
@@ -161,17 +223,6 @@ const SCALARS = new Set([
   "STATUS_LINE",
   "WEBSERVER_ERROR_LOG",
 ]);
-const STABLE = new Set([
-  "REQUEST_BODY",
-  "REQUEST_URI",
-  "REQUEST_FILENAME",
-  "REQUEST_LINE",
-  "QUERY_STRING",
-  "REQUEST_URI_RAW",
-  "REQUEST_BASENAME",
-  "REQUEST_METHOD",
-  "REQUEST_PROTOCOL",
-]);
 const COLLECTIONS = new Set([
   "ARGS",
   "ARGS_NAMES",
@@ -210,7 +261,7 @@ const COLLECTIONS = new Set([
 
 function compileMacro(s: string): Macro {
   if (!s.includes("%{")) return () => s;
-  const parts: (string | { coll: string; key?: string })[] = [];
+  const parts: (string | Macro)[] = [];
   const re = /%\{([^}]+)\}/g;
   let last = 0;
   let m: RegExpExecArray | null;
@@ -220,17 +271,26 @@ function compileMacro(s: string): Macro {
     const dot = ref.indexOf(".");
     parts.push(
       dot < 0
-        ? { coll: ref.toUpperCase() }
-        : { coll: ref.slice(0, dot).toUpperCase(), key: ref.slice(dot + 1) },
+        ? macroRef(ref.toUpperCase())
+        : macroRef(ref.slice(0, dot).toUpperCase(), ref.slice(dot + 1)),
     );
     last = m.index + m[0].length;
   }
   if (last < s.length) parts.push(s.slice(last));
+  if (parts.length === 1 && typeof parts[0] !== "string") return parts[0];
   return (t) => {
     let out = "";
-    for (const p of parts) out += typeof p === "string" ? p : t.macroValue(p.coll, p.key);
+    for (const p of parts) out += typeof p === "string" ? p : p(t);
     return out;
   };
+}
+
+function macroRef(coll: string, key?: string): Macro {
+  if (key !== undefined && coll === "TX") {
+    const k = key.toLowerCase();
+    return (t) => t.tx.get(k) ?? "";
+  }
+  return (t) => t.macroValue(coll, key);
 }
 
 function compileTarget(spec: TargetSpec, where: string): Target | Exclusion {
@@ -252,7 +312,15 @@ function compileTarget(spec: TargetSpec, where: string): Target | Exclusion {
     } else key = sel.toLowerCase();
   }
   if (spec.exclude) return { name: spec.name, key, re };
-  return { name: spec.name, key, re, count: spec.count };
+  return {
+    name: spec.name,
+    key,
+    re,
+    count: spec.count,
+    excl: undefined,
+    kind: undefined,
+    slot: undefined,
+  };
 }
 
 /**
@@ -466,14 +534,6 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
       } ends with "chain" but no rule follows`,
     );
   }
-  for (const e of entries) {
-    for (let r: Rule | undefined = e.rule; r; r = r.chain) {
-      for (const tg of r.targets) {
-        tg.excl = r.exclusions.filter((x) => x.name === tg.name);
-        tg.stable = STABLE.has(tg.name);
-      }
-    }
-  }
   const phases: Entry[][] = [[], [], [], [], [], []];
   let ruleCount = 0;
   for (const e of entries) {
@@ -483,7 +543,186 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
       ruleCount++;
     }
   }
-  return { phases, ruleCount, ruleEngine, paranoiaById };
+  return {
+    phases,
+    ruleCount,
+    ruleEngine,
+    paranoiaById,
+    ...finishRules(entries, phases, options.prefilter ?? true),
+  };
+}
+
+/** Literals of the prefilter are cut to this many bytes (see finishRules). */
+const PREFILTER_CHARS = 4;
+
+/** Variables whose values change while a phase runs: never cached. */
+const LIVE = new Set([
+  "TX",
+  "MATCHED_VAR",
+  "MATCHED_VAR_NAME",
+  "MATCHED_VARS",
+  "MATCHED_VARS_NAMES",
+  "REQBODY_PROCESSOR",
+]);
+
+function regexKey(re: RegExp | undefined): string {
+  return re ? `${re.source}/${re.flags}` : "";
+}
+
+/**
+ * Precomputes what evaluation needs once compilation is over: per-target exclusions and access
+ * kind, transformation-cache ids, resolved-variable cache slots (rules with the same targets and
+ * exclusions share one), the literal prefilter groups and their scanner, and skipAfter jumps.
+ */
+function finishRules(
+  entries: Entry[],
+  phases: Entry[][],
+  prefilter: boolean,
+): { sizes: CacheSizes; scanner: GroupScanner; scratch: Scratch } {
+  const tidOf = new Map<string, number>();
+  const sigOf = new Map<string, number>();
+  const slotOf = new Map<string, number>();
+  const orSlotOf = new Map<string, number>();
+  const torSlotOf = new Map<string, number>();
+  const groupOf = new Map<string, number>();
+  const groups: string[][] = [];
+  for (const e of entries) {
+    for (let r: Rule | undefined = e.rule; r; r = r.chain) {
+      r.tids = r.tkeys.map((k) => {
+        let id = tidOf.get(k);
+        if (id === undefined) {
+          id = tidOf.size + 1;
+          tidOf.set(k, id);
+        }
+        return id;
+      });
+      r.tlast = r.tids.length === 0 ? 0 : r.tids[r.tids.length - 1];
+      const tnames = r.tkeys.length === 0 ? [] : r.tkeys[r.tkeys.length - 1].split(",");
+      r.tmasks = [null];
+      let acc: number[] | null = [0, 0, 0, 0, 0];
+      for (const name of tnames) {
+        const unless = IDENTITY_UNLESS[name];
+        acc = acc === null || unless === undefined
+          ? null
+          : acc.map((w, i) => w | charMask(unless)[i]);
+        r.tmasks.push(acc);
+      }
+      r.targetNames = [...new Set(r.targets.map((tg) => tg.name))];
+      let live = r.targets.length === 0;
+      const parts: string[] = [];
+      for (const tg of r.targets) {
+        tg.excl = r.exclusions.filter((x) => x.name === tg.name);
+        tg.kind = SCALARS.has(tg.name)
+          ? TargetKind.Scalar
+          : tg.key !== undefined
+          ? TargetKind.Key
+          : tg.re !== undefined
+          ? TargetKind.Regex
+          : TargetKind.All;
+        const part = [
+          tg.count ? "&" : "",
+          tg.name,
+          tg.key ?? "",
+          regexKey(tg.re),
+          tg.excl.map((x) => `${x.name}\u0002${x.key ?? ""}\u0002${regexKey(x.re)}`).join("\u0003"),
+        ].join("\u0001");
+        parts.push(part);
+        if (LIVE.has(tg.name)) {
+          live = true;
+          tg.slot = -1;
+        } else {
+          let slot = slotOf.get(part);
+          if (slot === undefined) {
+            slot = slotOf.size;
+            slotOf.set(part, slot);
+          }
+          tg.slot = slot;
+        }
+      }
+      const t0 = r.targets[0];
+      if (
+        r.targets.length === 1 && t0.name === "TX" && t0.kind === TargetKind.Key &&
+        t0.excl!.length === 0
+      ) {
+        r.txKey = t0.key;
+        r.txName = t0.count ? "&TX" : `TX:${t0.key}`;
+        r.txCount = t0.count;
+      }
+      if (live) r.sig = -1;
+      else {
+        const key = parts.join("\u0004");
+        let id = sigOf.get(key);
+        if (id === undefined) {
+          id = sigOf.size;
+          sigOf.set(key, id);
+        }
+        r.sig = id;
+        const ok = `${id}:${r.tlast}`;
+        let os = orSlotOf.get(ok);
+        if (os === undefined) {
+          os = orSlotOf.size;
+          orSlotOf.set(ok, os);
+        }
+        r.orSlot = os;
+        r.torSlots = r.targets.map((tg) => {
+          const tk = `${tg.slot}:${r!.tlast}`;
+          let ts = torSlotOf.get(tk);
+          if (ts === undefined) {
+            ts = torSlotOf.size;
+            torSlotOf.set(tk, ts);
+          }
+          return ts;
+        });
+      }
+      r.pfWord = 0;
+      r.pfBit = 0;
+      r.pfExact = false;
+      if (r.phase <= 2 && prefilter) {
+        let lits: string[] | undefined;
+        if (r.op.phrases) {
+          lits = r.op.phrases;
+          r.pfExact = true;
+        } else if (r.op.re) lits = requiredLiterals(r.op.re);
+        if (lits !== undefined) {
+          // Any part of a literal that must occur must occur too: keeping only the first
+          // PREFILTER_CHARS bytes keeps the scanner's automaton small (and in cache).
+          const cut = new Set<string>();
+          for (const l of lits) {
+            if (l === "") continue;
+            if (l.length > PREFILTER_CHARS) r.pfExact = false;
+            cut.add(l.slice(0, PREFILTER_CHARS));
+          }
+          lits = [...cut];
+          const key = (r.pfExact ? "E" : "N") + lits.join("\u0000");
+          let g = groupOf.get(key);
+          if (g === undefined) {
+            g = groups.length;
+            groups.push(lits);
+            groupOf.set(key, g);
+          }
+          r.pfWord = (g / 30) | 0;
+          r.pfBit = 1 << (g % 30);
+        }
+      }
+    }
+  }
+  for (const list of phases) {
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i].rule;
+      if (!r || r.skipAfter === undefined) continue;
+      let j = i + 1;
+      while (j < list.length && list[j].marker !== r.skipAfter) j++;
+      r.jump = j;
+    }
+  }
+  const sizes = {
+    sigs: sigOf.size,
+    targets: slotOf.size,
+    ors: orSlotOf.size,
+    tors: torSlotOf.size,
+  };
+  const scanner = buildGroupScanner(groups);
+  return { sizes, scanner, scratch: newScratch(sizes, scanner.words) };
 }
 
 function idTester(specs: string[], where: string): (id: number) => boolean {
@@ -507,6 +746,8 @@ function compileRule(
   options: CompileOptions,
   isChainLink: boolean,
 ): Rule {
+  // Every field is present from the start (undefined when unset), so that all rules share one
+  // object shape and property reads in the evaluation loop stay monomorphic.
   const rule: Rule = {
     id: 0,
     phase: 2,
@@ -516,16 +757,40 @@ function compileRule(
     exclusions: [],
     op: undefined as unknown as Operator,
     opParam: "",
+    opParamMacro: undefined,
     negated: false,
     transforms: [],
     tkeys: [],
+    tids: [],
+    tlast: 0,
+    tmasks: [],
+    sig: -1,
+    orSlot: -1,
+    torSlots: [],
+    pfWord: 0,
+    pfBit: 0,
+    pfExact: false,
+    jump: 0,
+    targetNames: [],
+    txKey: undefined,
+    txName: undefined,
+    txCount: false,
     multiMatch: false,
     capture: false,
+    chain: undefined,
     setvars: [],
     ctls: [],
+    skipAfter: undefined,
     skip: 0,
+    msg: undefined,
+    logdata: undefined,
+    severity: undefined,
     tags: [],
+    disruptive: undefined,
+    allowScope: undefined,
+    status: undefined,
     log: true,
+    paranoia: undefined,
     isAction: false,
   };
   if (vars !== undefined) {
@@ -671,9 +936,16 @@ function applyActions(
             `${where}: setvar "${v}" needs collection.name, e.g. tx.score=+5`,
           );
         }
+        const coll = s.slice(0, dot).toLowerCase();
+        const name = s.slice(dot + 1);
         rule.setvars.push({
-          coll: s.slice(0, dot).toLowerCase(),
-          name: compileMacro(s.slice(dot + 1)),
+          coll,
+          name: compileMacro(name),
+          fixedKey: name.includes("%{")
+            ? undefined
+            : coll === "tx"
+            ? name.toLowerCase()
+            : `${coll}.${name.toLowerCase()}`,
           op,
           value: compileMacro(value),
         });
@@ -767,6 +1039,54 @@ export interface TxResult {
   tx: Map<string, string>;
 }
 
+const CAPTURE_KEYS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+const NO_GROUPS: GroupScanner = { words: 0, scan: () => [] };
+
+/** Numbers of per-request cache slots (see finishRules). */
+interface CacheSizes {
+  sigs: number;
+  targets: number;
+  ors: number;
+  tors: number;
+}
+const NO_SIZES: CacheSizes = { sigs: 0, targets: 0, ors: 0, tors: 0 };
+
+/**
+ * Buffers of a rule set reused by its transactions (evaluation is synchronous, one transaction
+ * at a time): unions of scans per `Rule.orSlot` and per `Rule.torSlots`, each valid while its
+ * generation stamp equals the transaction's.
+ */
+interface Scratch {
+  ors: Int32Array;
+  orGen: Int32Array;
+  tors: Int32Array;
+  torGen: Int32Array;
+  gen: number;
+}
+
+function newScratch(sizes: CacheSizes, words: number): Scratch {
+  return {
+    ors: new Int32Array(sizes.ors * words),
+    orGen: new Int32Array(sizes.ors),
+    tors: new Int32Array(sizes.tors * words),
+    torGen: new Int32Array(sizes.tors),
+    gen: 0,
+  };
+}
+
+function nextGen(sc: Scratch): number {
+  if (sc.gen >= 0x3fffffff) {
+    sc.orGen.fill(0);
+    sc.torGen.fill(0);
+    sc.gen = 0;
+  }
+  return ++sc.gen;
+}
+
+function elem(key: string, value: string, name: string): VarElem {
+  return { key, value, name, vc: undefined };
+}
+
 class Tx {
   readonly tx: Map<string, string>;
   readonly other: Map<string, string> = new Map();
@@ -775,18 +1095,56 @@ class Tx {
   matchedVars: VarElem[] = [];
   removedIds: ((id: number) => boolean)[] = [];
   removedTags: string[] = [];
-  targetRemovals: { id?: (id: number) => boolean; tag?: string; excl: Exclusion }[] = [];
+  targetRemovals: TargetRemoval[] = [];
+  /** Some target removal concerns TX (so the TX fast path of matchRule is off). */
+  txTargetRemoved = false;
   bodyProcessor = "";
   forceBodyVariable = false;
   engineOff = false;
   detectionOnly = false;
-  readonly stableElems: Map<string, VarElem> = new Map();
+  /** Resolved variables per target signature (`Rule.sig`); reset when the body is parsed. */
+  resolved: (VarElem[] | undefined)[];
+  /** The same for rules that runtime target removals concern: by slot and removal set. */
+  resolvedMasked: Map<number, VarElem[]> = new Map();
+  /** Resolved variables per target (`Target.slot`); reset when the body is parsed. */
+  targets: (Resolved | undefined)[];
+  /** Scan unions of the rule set's scratch that are valid for this transaction and phase. */
+  gen: number;
+  /** One element per scalar, so transformations and scans are cached across rules. */
+  readonly scalarElems: Map<string, VarElem> = new Map();
+  /** Transformation and scan caches by string. */
+  readonly values: Map<string, ValueCache> = new Map();
   constructor(
     readonly data: RequestData,
     initialTx: Map<string, string>,
     readonly uniqueId: string,
+    readonly scanner: GroupScanner = NO_GROUPS,
+    readonly sizes: CacheSizes = NO_SIZES,
+    readonly scratch: Scratch = newScratch(NO_SIZES, 0),
   ) {
     this.tx = new Map(initialTx);
+    this.resolved = new Array(sizes.sigs);
+    this.targets = new Array(sizes.targets);
+    this.gen = nextGen(scratch);
+  }
+
+  /** A one-element list for a value that is read once (matchRule copies what it keeps). */
+  scratchOne(key: string, value: string, name: string): VarElem[] {
+    const e = this.#scratch[0];
+    e.key = key;
+    e.value = value;
+    e.name = name;
+    e.vc = undefined;
+    return this.#scratch;
+  }
+  readonly #scratch: VarElem[] = [elem("", "", "")];
+
+  /** Forgets what depends on the variables (the body has been parsed). */
+  resetVariables(): void {
+    this.resolved = new Array(this.sizes.sigs);
+    this.resolvedMasked = new Map();
+    this.targets = new Array(this.sizes.targets);
+    this.gen = nextGen(this.scratch);
   }
 
   scalar(name: string): string | undefined {
@@ -809,16 +1167,12 @@ class Tx {
   collection(name: string): VarElem[] {
     if (name === "TX") {
       const out: VarElem[] = [];
-      for (const [k, v] of this.tx) out.push({ key: k, value: v, name: `TX:${k}` });
+      for (const [k, v] of this.tx) out.push(elem(k, v, `TX:${k}`));
       return out;
     }
     if (name === "MATCHED_VARS") return this.matchedVars;
     if (name === "MATCHED_VARS_NAMES") {
-      return this.matchedVars.map((e) => ({
-        key: e.key,
-        value: e.name,
-        name: `MATCHED_VARS_NAMES:${e.key}`,
-      }));
+      return this.matchedVars.map((e) => elem(e.key, e.name, `MATCHED_VARS_NAMES:${e.key}`));
     }
     return this.data.collections.get(name) ?? [];
   }
@@ -826,7 +1180,7 @@ class Tx {
   byKey(name: string, key: string): VarElem[] {
     if (name === "TX") {
       const v = this.tx.get(key);
-      return v === undefined ? [] : [{ key, value: v, name: `TX:${key}` }];
+      return v === undefined ? [] : [elem(key, v, `TX:${key}`)];
     }
     if (name === "MATCHED_VARS" || name === "MATCHED_VARS_NAMES") {
       return this.collection(name).filter((e) => e.key.toLowerCase() === key);
@@ -868,114 +1222,356 @@ function excluded(e: VarElem, coll: string, ex: Exclusion): boolean {
   return ex.re!.test(e.key);
 }
 
-function resolve(t: Tx, rule: Rule): VarElem[] {
-  const out: VarElem[] = [];
-  const removals = t.targetRemovals;
-  for (const tg of rule.targets) {
-    let elems: VarElem[];
-    if (SCALARS.has(tg.name)) {
-      const v = t.scalar(tg.name);
-      if (v === undefined) elems = [];
-      else if (tg.stable) {
-        // one shared element per request so transformations are cached across rules
-        let e = t.stableElems.get(tg.name);
-        if (!e || e.value !== v) {
-          e = { key: "", value: v, name: tg.name };
-          t.stableElems.set(tg.name, e);
-        }
-        elems = [e];
-      } else elems = [{ key: "", value: v, name: tg.name }];
-    } else if (tg.key !== undefined) elems = t.byKey(tg.name, tg.key);
-    else if (tg.re !== undefined) elems = t.collection(tg.name).filter((e) => tg.re!.test(e.key));
-    else elems = t.collection(tg.name);
-    const excl = tg.excl ?? rule.exclusions;
-    if ((excl.length > 0 || removals.length > 0) && elems.length > 0) {
-      elems = elems.filter((e) => {
-        for (const ex of excl) if (excluded(e, tg.name, ex)) return false;
-        for (const r of removals) {
-          if (r.id && !r.id(rule.id)) continue;
-          if (r.tag !== undefined && !rule.tags.includes(r.tag)) continue;
-          if (excluded(e, tg.name, r.excl)) return false;
-        }
-        return true;
-      });
-    }
-    if (tg.count) {
-      out.push({ key: "", value: String(elems.length), name: `&${tg.name}` });
-    } else for (const e of elems) out.push(e);
+/** A target's resolved variables. */
+interface Resolved {
+  elems: VarElem[];
+}
+
+/**
+ * Which runtime target removals (ctl:ruleRemoveTarget…) concern the rule, as a bit set; -1 when
+ * there are too many to say.
+ */
+function removalMask(t: Tx, rule: Rule): number {
+  const list = t.targetRemovals;
+  if (list.length > 30) return -1;
+  let mask = 0;
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i];
+    if (!rule.targetNames.includes(r.excl.name)) continue; // removes nothing from this rule
+    if (r.id && !r.id(rule.id)) continue;
+    if (r.tag !== undefined && !rule.tags.includes(r.tag)) continue;
+    mask |= 1 << i;
   }
+  return mask;
+}
+
+/**
+ * The rule's variables. Rules with the same targets and exclusions (and the same runtime target
+ * removals concerning them) share one resolved list per request phase; their elements are the
+ * same objects, so transformations and scans are cached too.
+ */
+function resolve(t: Tx, rule: Rule, mask: number): VarElem[] {
+  const sig = rule.sig;
+  if (sig < 0 || mask < 0) return resolveNow(t, rule);
+  if (mask === 0) {
+    let r = t.resolved[sig];
+    if (r === undefined) {
+      const targets = rule.targets;
+      if (targets.length === 1) r = targetEntry(t, rule, targets[0]).elems;
+      else {
+        r = [];
+        for (const tg of targets) for (const e of targetEntry(t, rule, tg).elems) r.push(e);
+      }
+      t.resolved[sig] = r;
+    }
+    return r;
+  }
+  const key = sig * 1073741824 + mask;
+  let r = t.resolvedMasked.get(key);
+  if (r === undefined) {
+    r = resolveNow(t, rule);
+    t.resolvedMasked.set(key, r);
+  }
+  return r;
+}
+
+/** One target's elements (no runtime removal concerning the rule), cached per request phase. */
+function targetEntry(t: Tx, rule: Rule, tg: Target): Resolved {
+  let r = t.targets[tg.slot!];
+  if (r === undefined) {
+    r = { elems: targetNow(t, rule, tg, undefined) };
+    t.targets[tg.slot!] = r;
+  }
+  return r;
+}
+
+/**
+ * Whether one of the rule's values may hold a literal its operator needs; false means no value
+ * can match. The union of the scans of a target's values is cached per transformation chain.
+ */
+function mayMatch(t: Tx, rule: Rule): boolean {
+  const sc = t.scratch;
+  const gen = t.gen;
+  const words = t.scanner.words;
+  const ors = sc.ors;
+  const base = rule.orSlot * words;
+  if (sc.orGen[rule.orSlot] !== gen) {
+    const tors = sc.tors;
+    for (let k = 0; k < words; k++) ors[base + k] = 0;
+    for (let i = 0; i < rule.targets.length; i++) {
+      const slot = rule.torSlots[i];
+      const tb = slot * words;
+      if (sc.torGen[slot] !== gen) {
+        for (let k = 0; k < words; k++) tors[tb + k] = 0;
+        for (const e of targetEntry(t, rule, rule.targets[i]).elems) {
+          const sat = scanned(t, e, rule);
+          for (let k = 0; k < words; k++) tors[tb + k] |= sat[k];
+        }
+        sc.torGen[slot] = gen;
+      }
+      for (let k = 0; k < words; k++) ors[base + k] |= tors[tb + k];
+    }
+    sc.orGen[rule.orSlot] = gen;
+  }
+  return (ors[base + rule.pfWord] & rule.pfBit) !== 0;
+}
+
+function resolveNow(t: Tx, rule: Rule): VarElem[] {
+  // The runtime target removals that concern this rule (usually none).
+  let removals: TargetRemoval[] | undefined;
+  for (const r of t.targetRemovals) {
+    if (r.id && !r.id(rule.id)) continue;
+    if (r.tag !== undefined && !rule.tags.includes(r.tag)) continue;
+    if (removals === undefined) removals = [];
+    removals.push(r);
+  }
+  const out: VarElem[] = [];
+  for (const tg of rule.targets) for (const e of targetNow(t, rule, tg, removals)) out.push(e);
   return out;
 }
 
-function transformed(e: VarElem, rule: Rule): string {
-  const n = rule.transforms.length;
-  if (n === 0) return e.value;
-  let cache = e.cache;
-  if (!cache) {
-    cache = new Map();
-    e.cache = cache;
+/** One target's elements after exclusions and the given runtime removals (or its count). */
+function targetNow(
+  t: Tx,
+  rule: Rule,
+  tg: Target,
+  removals: TargetRemoval[] | undefined,
+): VarElem[] {
+  let elems: VarElem[];
+  switch (tg.kind) {
+    case TargetKind.Scalar: {
+      const v = t.scalar(tg.name);
+      if (v === undefined) elems = [];
+      else if (LIVE.has(tg.name)) elems = [elem("", v, tg.name)];
+      else {
+        // one shared element per value so transformations are cached across rules
+        let e = t.scalarElems.get(tg.name);
+        if (!e || e.value !== v) {
+          e = elem("", v, tg.name);
+          e.vc = valueInfo(t, v); // shared with equal strings (REQUEST_URI and REQUEST_URI_RAW)
+          t.scalarElems.set(tg.name, e);
+        }
+        elems = [e];
+      }
+      break;
+    }
+    case TargetKind.Key:
+      elems = t.byKey(tg.name, tg.key!);
+      break;
+    case TargetKind.Regex:
+      if (tg.name === "TX") {
+        const out: VarElem[] = [];
+        const re = tg.re!;
+        t.tx.forEach((v, k) => {
+          if (re.test(k)) out.push(elem(k, v, `TX:${k}`));
+        });
+        elems = out;
+      } else elems = t.collection(tg.name).filter((e) => tg.re!.test(e.key));
+      break;
+    default:
+      elems = t.collection(tg.name);
   }
-  const full = cache.get(rule.tkeys[n - 1]);
-  if (full !== undefined) return full;
-  let i = n - 2;
-  let v: string | undefined;
-  while (i >= 0 && (v = cache.get(rule.tkeys[i])) === undefined) i--;
-  if (v === undefined) v = e.value;
-  for (let k = i + 1; k < n; k++) {
-    v = rule.transforms[k](v);
-    cache.set(rule.tkeys[k], v);
+  const excl = tg.excl ?? rule.exclusions;
+  if ((excl.length > 0 || removals !== undefined) && elems.length > 0) {
+    elems = elems.filter((e) => {
+      for (const ex of excl) if (excluded(e, tg.name, ex)) return false;
+      if (removals !== undefined) {
+        for (const r of removals) if (excluded(e, tg.name, r.excl)) return false;
+      }
+      return true;
+    });
   }
-  return v;
+  if (tg.count) return [elem("", String(elems.length), `&${tg.name}`)];
+  return elems;
+}
+
+/**
+ * Which characters occur in `s`: bits of ASCII 0–127 in words 0–3; word 4: 1 for a byte
+ * 0x80–0xFF, 2 for a wider character.
+ */
+function charMask(s: string): number[] {
+  let a = 0, b = 0, c = 0, d = 0, h = 0;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch < 32) a |= 1 << ch;
+    else if (ch < 64) b |= 1 << (ch - 32);
+    else if (ch < 96) c |= 1 << (ch - 64);
+    else if (ch < 128) d |= 1 << (ch - 96);
+    else h |= ch < 256 ? 1 : 2;
+  }
+  return [a, b, c, d, h];
+}
+
+/** The per-request facts about a string (raw or transformed), shared by equal strings. */
+function valueInfo(t: Tx, s: string): ValueCache {
+  let c = t.values.get(s);
+  if (c === undefined) {
+    c = { value: s, mask: undefined, sat: undefined, tv: undefined };
+    t.values.set(s, c);
+  }
+  return c;
+}
+
+/**
+ * The element's value after the first `n` of the rule's transformations, as a shared
+ * {@linkcode ValueCache}. Results are cached on the raw value per chain prefix; a chain that
+ * acts on none of the characters of the value is skipped outright.
+ */
+function transformedInfo(t: Tx, e: VarElem, rule: Rule, n: number): ValueCache {
+  let raw = e.vc;
+  if (raw === undefined) e.vc = raw = valueInfo(t, e.value);
+  if (n === 0) return raw;
+  const m = rule.tmasks[n];
+  if (m !== null) {
+    let vm = raw.mask;
+    if (vm === undefined) raw.mask = vm = charMask(raw.value);
+    // none of the characters these transformations act on: the value is unchanged
+    if (
+      ((vm[0] & m[0]) | (vm[1] & m[1]) | (vm[2] & m[2]) | (vm[3] & m[3]) | (vm[4] & m[4])) === 0
+    ) {
+      return raw;
+    }
+  }
+  const tids = rule.tids;
+  let pairs = raw.tv;
+  if (pairs === undefined) raw.tv = pairs = [];
+  // the longest cached prefix
+  let from = raw;
+  let done = 0;
+  for (let k = n; k > 0 && done === 0; k--) {
+    const id = tids[k - 1];
+    for (let p = 0; p < pairs.length; p += 2) {
+      if (pairs[p] === id) {
+        from = pairs[p + 1] as ValueCache;
+        done = k;
+        break;
+      }
+    }
+  }
+  for (let k = done; k < n; k++) {
+    const v = rule.transforms[k](from.value);
+    if (v !== from.value) from = valueInfo(t, v);
+    pairs.push(tids[k], from);
+  }
+  return from;
+}
+
+/** The value after the first `n` of the rule's transformations. */
+function transformedPrefix(t: Tx, e: VarElem, rule: Rule, n: number): string {
+  return n === 0 ? e.value : transformedInfo(t, e, rule, n).value;
+}
+
+/** The scanner result of a string (cached). */
+function satOf(t: Tx, c: ValueCache): number[] {
+  let sat = c.sat;
+  if (sat === undefined) c.sat = sat = t.scanner.scan(c.value);
+  return sat;
+}
+
+/** The scanner result of the element's value after the rule's transformations (cached). */
+function scanned(t: Tx, e: VarElem, rule: Rule): number[] {
+  return satOf(t, transformedInfo(t, e, rule, rule.tids.length));
+}
+
+/** The scanner result of any string (cached). */
+function scanValue(t: Tx, v: string): number[] {
+  return satOf(t, valueInfo(t, v));
+}
+
+const MATCHED: string[] = [];
+
+/** Runs the operator on one value: its captures (only built for `capture` rules) or undefined. */
+function runOp(t: Tx, rule: Rule, v: string, param: string): string[] | undefined {
+  if (rule.pfBit !== 0) {
+    if ((scanValue(t, v)[rule.pfWord] & rule.pfBit) === 0) return undefined;
+    if (rule.pfExact && !rule.capture) return MATCHED;
+  }
+  if (rule.capture) return rule.op.run(v, param);
+  return rule.op.test(v, param) ? MATCHED : undefined;
 }
 
 /**
  * Runs one rule's operator over its targets. For every matching value it sets MATCHED_VAR(_NAME)
  * and the captures, then runs the rule's setvar/ctl actions — ModSecurity runs non-disruptive
- * actions once per match, independently of the rest of a chain. Returns the matched elements.
+ * actions once per match, independently of the rest of a chain. Returns whether any matched
+ * (the matched elements become MATCHED_VARS).
  */
-function matchRule(t: Tx, rule: Rule): VarElem[] {
-  const elems = rule.targets.length === 0 ? [{ key: "", value: "", name: "" }] : resolve(t, rule);
+function matchRule(t: Tx, rule: Rule): boolean {
+  let elems: VarElem[];
+  if (rule.targets.length === 0) elems = t.scratchOne("", "", "");
+  else if (rule.txKey !== undefined && !t.txTargetRemoved) {
+    const v = t.tx.get(rule.txKey);
+    if (rule.txCount) elems = t.scratchOne("", v === undefined ? "0" : "1", rule.txName!);
+    else if (v === undefined) return false;
+    else elems = t.scratchOne(rule.txKey, v, rule.txName!);
+  } else {
+    // No value holds a literal the operator needs: no element can match. (Runtime target
+    // removals only take values away, so they are ignored here.)
+    if (
+      rule.sig >= 0 && rule.pfBit !== 0 && !rule.negated && !rule.multiMatch && !mayMatch(t, rule)
+    ) return false;
+    const mask = rule.sig < 0 || t.targetRemovals.length === 0 ? 0 : removalMask(t, rule);
+    elems = resolve(t, rule, mask);
+    if (elems.length === 0) return false;
+  }
+  const n = elems.length;
   const param = rule.opParamMacro ? rule.opParamMacro(t) : rule.opParam;
-  const hits: VarElem[] = [];
-  for (const e of elems) {
+  const op = rule.op;
+  const multi = rule.multiMatch && rule.transforms.length > 0;
+  let hits: VarElem[] | undefined;
+  for (let i = 0; i < n; i++) {
+    const e = elems[i];
     let caps: string[] | undefined;
     let v = e.value;
-    if (rule.multiMatch && rule.transforms.length > 0) {
-      caps = rule.op.run(v, param);
+    if (multi) {
+      // The operator runs on the raw value and after every transformation that changes it.
+      caps = runOp(t, rule, v, param);
       if (rule.negated) caps = caps ? undefined : [v];
       for (let k = 0; !caps && k < rule.transforms.length; k++) {
-        const nv = rule.transforms[k](v);
+        const nv = transformedPrefix(t, e, rule, k + 1);
         if (nv === v) continue;
         v = nv;
-        caps = rule.op.run(v, param);
+        caps = runOp(t, rule, v, param);
         if (rule.negated) caps = caps ? undefined : [v];
       }
+      if (!caps) continue;
     } else {
-      v = transformed(e, rule);
-      caps = rule.op.run(v, param);
-      if (rule.negated) caps = caps ? undefined : [v];
+      let matched: boolean;
+      if (rule.pfBit !== 0 && (scanned(t, e, rule)[rule.pfWord] & rule.pfBit) === 0) {
+        matched = false; // none of the literals every match needs occurs
+        if (rule.negated) v = transformedPrefix(t, e, rule, rule.tids.length);
+      } else {
+        v = transformedPrefix(t, e, rule, rule.tids.length);
+        matched = rule.pfExact || op.test(v, param);
+      }
+      if (rule.negated) matched = !matched;
+      if (!matched) continue;
+      if (rule.capture) caps = rule.negated ? [v] : op.run(v, param);
     }
-    if (!caps) continue;
-    const hit: VarElem = { key: e.key, value: v, name: e.name };
-    hits.push(hit);
+    if (hits === undefined) hits = [];
+    hits.push(elem(e.key, v, e.name));
     t.matchedVar = v;
     t.matchedVarName = e.name;
     if (rule.capture) {
-      for (let i = 0; i < 10; i++) t.tx.delete(String(i));
-      for (let i = 0; i < caps.length && i < 10; i++) t.tx.set(String(i), caps[i]);
+      for (let c = 0; c < 10; c++) t.tx.delete(CAPTURE_KEYS[c]);
+      for (let c = 0; c < caps!.length && c < 10; c++) t.tx.set(CAPTURE_KEYS[c], caps![c]);
     }
     if (rule.setvars.length > 0) runSetvars(t, rule);
     if (rule.ctls.length > 0) runCtls(t, rule);
   }
-  if (hits.length > 0) t.matchedVars = hits;
-  return hits;
+  if (hits === undefined) return false;
+  t.matchedVars = hits;
+  return true;
 }
 
 function runSetvars(t: Tx, rule: Rule): void {
   for (const sv of rule.setvars) {
-    const key = sv.name(t).toLowerCase();
     const map = sv.coll === "tx" ? t.tx : t.other;
-    const k = sv.coll === "tx" ? key : `${sv.coll}.${key}`;
+    let k = sv.fixedKey;
+    if (k === undefined) {
+      const key = sv.name(t).toLowerCase();
+      k = sv.coll === "tx" ? key : `${sv.coll}.${key}`;
+    }
     if (sv.op === "del") {
       map.delete(k);
       continue;
@@ -1001,20 +1597,23 @@ function runCtls(t: Tx, rule: Rule): void {
         break;
       case "ruleremovetargetbyid":
       case "ruleremovetargetbytag": {
-        const semi = c.value.indexOf(";");
-        const who = c.value.slice(0, semi);
-        const spec = parseTargets(c.value.slice(semi + 1))[0];
-        if (!spec) break;
-        const excl = compileTarget(
-          { ...spec, exclude: true },
-          `${rule.file}:${rule.line}`,
-        ) as Exclusion;
-        if (c.kind === "ruleremovetargetbyid") {
-          t.targetRemovals.push({
-            id: idTester(who.split(/[\s,]+/), `${rule.file}:${rule.line}`),
-            excl,
-          });
-        } else t.targetRemovals.push({ tag: who, excl });
+        let removal = c.removal;
+        if (removal === undefined) {
+          const semi = c.value.indexOf(";");
+          const who = c.value.slice(0, semi);
+          const spec = parseTargets(c.value.slice(semi + 1))[0];
+          if (!spec) break;
+          const excl = compileTarget(
+            { ...spec, exclude: true },
+            `${rule.file}:${rule.line}`,
+          ) as Exclusion;
+          removal = c.kind === "ruleremovetargetbyid"
+            ? { id: idTester(who.split(/[\s,]+/), `${rule.file}:${rule.line}`), excl }
+            : { tag: who, excl };
+          c.removal = removal; // the same for every request
+        }
+        t.targetRemovals.push(removal);
+        if (removal.excl.name === "TX") t.txTargetRemoved = true;
         break;
       }
       case "requestbodyprocessor":
@@ -1067,12 +1666,19 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
     req.headers,
     req.remoteAddr,
   );
-  const t = new Tx(data, options.initialTx, options.uniqueId);
+  const t = new Tx(
+    data,
+    options.initialTx,
+    options.uniqueId,
+    rules.scanner,
+    rules.sizes,
+    rules.scratch,
+  );
   const ctHeader = req.headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? "";
   t.bodyProcessor = bodyProcessorFor(ctHeader);
   const result: TxResult = { matched: [], tx: t.tx };
   if (rules.ruleEngine === "Off") return result;
-  for (const phase of [1, 2]) {
+  for (let phase = 1; phase <= 2; phase++) {
     if (phase === 2) {
       parseBody(
         data,
@@ -1081,6 +1687,7 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
         ctHeader,
         t.forceBodyVariable,
       );
+      t.resetVariables();
     }
     const stop = runPhase(t, rules.phases[phase], result, options.stopOnDeny && !t.detectionOnly);
     if (stop || t.engineOff) break;
@@ -1089,26 +1696,20 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
 }
 
 function runPhase(t: Tx, list: Entry[], result: TxResult, stopOnDeny: boolean): boolean {
-  let skipTo: string | undefined;
   let skipN = 0;
   for (let i = 0; i < list.length; i++) {
-    const entry = list[i];
-    if (entry.marker !== undefined) {
-      if (skipTo !== undefined && entry.marker === skipTo) skipTo = undefined;
-      continue;
-    }
-    if (skipTo !== undefined) continue;
+    const rule = list[i].rule;
+    if (rule === undefined) continue; // a marker
     if (skipN > 0) {
       skipN--;
       continue;
     }
-    const rule = entry.rule;
-    if (isRemoved(t, rule)) continue;
+    if ((t.removedIds.length > 0 || t.removedTags.length > 0) && isRemoved(t, rule)) continue;
     // Evaluate the chain.
     let link: Rule | undefined = rule;
     let matchedAll = true;
     while (link) {
-      if (matchRule(t, link).length === 0) {
+      if (!matchRule(t, link)) {
         matchedAll = false;
         break;
       }
@@ -1133,7 +1734,7 @@ function runPhase(t: Tx, list: Entry[], result: TxResult, stopOnDeny: boolean): 
     } else if (rule.disruptive === "allow") {
       if (stopOnDeny) return rule.allowScope !== "phase";
     }
-    if (rule.skipAfter !== undefined) skipTo = rule.skipAfter;
+    if (rule.skipAfter !== undefined) i = rule.jump; // the marker (or the end)
     else if (rule.skip > 0) skipN = rule.skip;
     if (t.engineOff) return true;
   }
@@ -1164,21 +1765,22 @@ export function toRuleMatch(m: TxResult["matched"][number]): RuleMatch {
   };
 }
 
+const CATEGORIES: [RegExp, string][] = [
+  [/^attack-sqli$/, "sqli"],
+  [/^attack-xss$/, "xss"],
+  [/^attack-lfi$/, "lfi"],
+  [/^attack-rfi$/, "rfi"],
+  [/^attack-rce$/, "rce"],
+  [/^attack-injection-php$/, "php"],
+  [/^attack-injection-java$/, "java"],
+  [/^attack-reputation-scanner$/, "scanner"],
+  [/^attack-session-fixation$/, "session"],
+  [/^attack-(protocol|multipart-header)$/, "protocol"],
+  [/^attack-generic$/, "generic"],
+];
+
 function categoryOf(r: Rule): string {
-  const map: [RegExp, string][] = [
-    [/^attack-sqli$/, "sqli"],
-    [/^attack-xss$/, "xss"],
-    [/^attack-lfi$/, "lfi"],
-    [/^attack-rfi$/, "rfi"],
-    [/^attack-rce$/, "rce"],
-    [/^attack-injection-php$/, "php"],
-    [/^attack-injection-java$/, "java"],
-    [/^attack-reputation-scanner$/, "scanner"],
-    [/^attack-session-fixation$/, "session"],
-    [/^attack-(protocol|multipart-header)$/, "protocol"],
-    [/^attack-generic$/, "generic"],
-  ];
-  for (const tag of r.tags) for (const [re, c] of map) if (re.test(tag)) return c;
+  for (const tag of r.tags) for (const [re, c] of CATEGORIES) if (re.test(tag)) return c;
   if (r.tags.includes("anomaly-evaluation")) return "anomaly";
   return "protocol";
 }

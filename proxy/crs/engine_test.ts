@@ -126,3 +126,28 @@ Deno.test("loadCrs() rejects bad rules with file:line and a hint", () => {
     });
   }
 });
+
+Deno.test("engine: a runtime target removal concerns only its rule, not others with the same targets", () => {
+  const e = inlineEngine(`
+SecRule ARGS:skip "@streq 1" "id:50,phase:1,pass,nolog,ctl:ruleRemoveTargetById=52;ARGS:a"
+SecRule ARGS "@rx evil" "id:51,phase:2,pass"
+SecRule ARGS "@rx evil" "id:52,phase:2,pass"
+SecRule ARGS "@rx evil" "id:53,phase:2,pass"
+`);
+  assert.deepEqual(fired(e, req("/?a=evil&skip=1")), [50, 51, 53]);
+  assert.deepEqual(fired(e, req("/?a=evil&b=evil&skip=1")), [50, 51, 52, 53]);
+  assert.deepEqual(fired(e, req("/?a=evil")), [51, 52, 53]);
+});
+
+Deno.test("engine: prefiltered operators still see every transformed and multiMatch value", () => {
+  const e = inlineEngine(`
+SecRule ARGS "@rx union\\s+select" "id:60,phase:2,pass,t:none,t:urlDecodeUni,t:lowercase"
+SecRule ARGS "@pm verylongphrase sh" "id:61,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS "@rx ^abc$" "id:62,phase:2,pass,t:none,t:removeWhitespace,multiMatch"
+SecRule ARGS "!@rx zzz" "id:63,phase:2,pass,t:none"
+`);
+  assert.deepEqual(fired(e, req("/?q=UNION%2520%2520SELECT")), [60, 63]);
+  assert.deepEqual(fired(e, req("/?q=VeryLongPhrase")), [61, 63]);
+  assert.deepEqual(fired(e, req("/?q=a%20b%20c")), [62, 63]);
+  assert.deepEqual(fired(e, req("/?q=zzz")), []);
+});

@@ -8,7 +8,7 @@
  * @module
  */
 import type { RuleRequest } from "../rule_engine.ts";
-import { loadCrs } from "./crs.ts";
+import { type CrsEngine, loadCrs } from "./crs.ts";
 import { denoFiles } from "./_io.ts";
 
 const root = new URL("../../../shared/crs/", import.meta.url).pathname;
@@ -92,15 +92,7 @@ export const BENCH_REQUESTS: Record<string, RuleRequest> = {
   },
 };
 
-const engine = present
-  ? loadCrs({
-    setupFile: `${root}crs-setup.conf.example`,
-    rulesDir: `${root}rules`,
-    paranoia: 1,
-    mode: "block",
-    files: denoFiles,
-  })
-  : undefined;
+let engine: CrsEngine | undefined;
 
 for (const [name, req] of Object.entries(BENCH_REQUESTS)) {
   Deno.bench({
@@ -109,7 +101,14 @@ for (const [name, req] of Object.entries(BENCH_REQUESTS)) {
     baseline: name === "wrk",
     ignore: !present,
     fn() {
-      const v = engine!.evaluate(req);
+      engine ??= loadCrs({
+        setupFile: `${root}crs-setup.conf.example`,
+        rulesDir: `${root}rules`,
+        paranoia: 1,
+        mode: "block",
+        files: denoFiles,
+      });
+      const v = engine.evaluate(req);
       if (v.action !== "allow") throw new Error(`${name} was blocked`);
     },
   });

@@ -155,6 +155,11 @@ function isWhite(c: string | undefined): boolean {
   return c !== undefined && WHITE.includes(c);
 }
 
+/** A copy of a token (its four fields). */
+function copyTok(t: Token): Token {
+  return { type: t.type, val: t.val, strOpen: t.strOpen, strClose: t.strClose };
+}
+
 function tok(type: T, val: string): Token {
   return {
     type,
@@ -533,7 +538,7 @@ function fold(st: State): number {
   let more = true;
   const take = (): boolean => {
     const ok = nextToken(st);
-    if (ok) v[pos] = { ...st.current };
+    if (ok) v[pos] = copyTok(st.current);
     return ok;
   };
   // Skip leading comments, left parens, SQL types and unary operators.
@@ -572,10 +577,10 @@ function fold(st: State): number {
     while (more && pos <= MAX_TOKENS && pos - left < 2) {
       more = nextToken(st);
       if (more) {
-        if (st.current.type === COMMENT) lastComment = { ...st.current };
+        if (st.current.type === COMMENT) lastComment = copyTok(st.current);
         else {
           lastComment = undefined;
-          v[pos] = { ...st.current };
+          v[pos] = copyTok(st.current);
           pos++;
         }
       }
@@ -681,10 +686,10 @@ function fold(st: State): number {
     while (more && pos <= MAX_TOKENS && pos - left < 3) {
       more = nextToken(st);
       if (more) {
-        if (st.current.type === COMMENT) lastComment = { ...st.current };
+        if (st.current.type === COMMENT) lastComment = copyTok(st.current);
         else {
           lastComment = undefined;
-          v[pos] = { ...st.current };
+          v[pos] = copyTok(st.current);
           pos++;
         }
       }
@@ -820,9 +825,16 @@ const FINGERPRINT_RULES: RegExp[] = [
   /^[s1v]\)+o/, // ') = …
 ];
 
+/** Results of {@linkcode blacklisted} (fingerprints are at most five characters). */
+const BLACKLISTED = new Map<string, boolean>();
+
 function blacklisted(fp: string): boolean {
-  for (const re of FINGERPRINT_RULES) if (re.test(fp)) return true;
-  return false;
+  let hit = BLACKLISTED.get(fp);
+  if (hit === undefined) {
+    hit = FINGERPRINT_RULES.some((re) => re.test(fp));
+    if (BLACKLISTED.size < 100000) BLACKLISTED.set(fp, hit);
+  }
+  return hit;
 }
 
 /** libinjection's false-positive filter for short fingerprints. */
