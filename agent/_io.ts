@@ -15,7 +15,8 @@ import {
   parsePublicKeyString,
 } from "./public_key.ts";
 import { formatTenantKeyFile, parseTenantKeyFile, type TenantKey } from "./tenant_key.ts";
-import { isVersion } from "./_version.ts";
+import { compareVersions, isVersion } from "./_version.ts";
+import { ledgerFileOfConfig, readLedgerHistory } from "./_ledger_history.ts";
 
 function why(cause: unknown): string {
   if (cause instanceof Deno.errors.NotFound) return "no such file";
@@ -231,7 +232,17 @@ export function fileVersionState(stateDir: string, now: () => number = Date.now)
       try {
         await Deno.mkdir(stateDir, { recursive: true, mode: 0o700 });
         const tmp = `${file}.tmp-${crypto.randomUUID()}`;
-        await Deno.writeTextFile(tmp, JSON.stringify(record) + "\n", { mode: 0o600 });
+        // Synced before the rename: after a crash the file holds the old record or the new
+        // one, never an empty file (which would read as damaged).
+        const handle = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+        try {
+          const bytes = new TextEncoder().encode(JSON.stringify(record) + "\n");
+          let at = 0;
+          while (at < bytes.length) at += await handle.write(bytes.subarray(at));
+          await handle.syncData();
+        } finally {
+          handle.close();
+        }
         await Deno.rename(tmp, file);
       } catch (cause) {
         throw new AgentError(
@@ -243,5 +254,40 @@ export function fileVersionState(stateDir: string, now: () => number = Date.now)
         );
       }
     },
+  };
+}
+
+/**
+ * Checks the launcher's version state against the agent's own ledger (hash-chained and
+ * anchored to the control plane), whose `agent.start` lines record every version that ran:
+ * a missing state file while the ledger records a version is refused (it was deleted or
+ * replaced — not a first run), and the higher of the two versions is the one no bundle may
+ * go below.
+ *
+ * @param state the file state
+ * @param options the state file (for messages) and the agent config file naming the ledger
+ * @returns the checked state
+ */
+export function ledgerCheckedVersionState(
+  state: VersionState,
+  options: { stateFile: string; agentConfig: string },
+): VersionState {
+  return {
+    async read(): Promise<string | null> {
+      const recorded = await state.read();
+      const text = await readText(options.agentConfig, "agent config", "BAD_CONFIG");
+      const ledgerFile = ledgerFileOfConfig(options.agentConfig, text);
+      if (ledgerFile === null) return recorded;
+      const ran = (await readLedgerHistory(ledgerFile)).lastVersion;
+      if (ran === null) return recorded;
+      if (recorded === null) {
+        throw new AgentError(
+          "STATE_ERROR",
+          `Launcher state ${options.stateFile} is missing, but the agent's ledger ${ledgerFile} records version ${ran.version} running on this host (seq ${ran.seq}): the state was deleted or replaced, which would turn rollback protection off. Restore it, or write {"version":"${ran.version}"} to it`,
+        );
+      }
+      return compareVersions(ran.version, recorded) > 0 ? ran.version : recorded;
+    },
+    write: (version, manifestSha256) => state.write(version, manifestSha256),
   };
 }

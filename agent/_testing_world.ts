@@ -111,9 +111,12 @@ export async function startControlWorld(host = "web-1"): Promise<ControlWorld> {
   });
   if (added.status !== 201) throw new Error(`add user: ${JSON.stringify(added.json)}`);
   const approverToken = await signup(new URL(added.json.signup_url).searchParams.get("token")!);
+  // The host's labels, as the test agent config has them (environment production, service shop).
   const enroll = await call("POST", `/v1/t/${tenant}/enrollment-tokens`, adminToken, {
     name: host,
     kind: "agent",
+    environment: "production",
+    service: "shop",
   });
   if (enroll.status !== 201) throw new Error(`enrollment token: ${JSON.stringify(enroll.json)}`);
 

@@ -9,11 +9,18 @@
  * 4. the payload is an approval whose nonce is its id; the action hashes (RFC 8785, SHA-256)
  *    to `action_hash` and its targets are the approval's (`binding_mismatch`);
  * 5. this host is a target (`not_a_target`);
+ * 5b. the action's environment is this host's configured `environment` (`wrong_environment`),
+ *    and, when the action names a service, it is this host's configured `service`
+ *    (`wrong_service`): both labels are chosen by the requester, so the host checks them
+ *    against its own config rather than trusting them;
  * 6. the approval's policy hash is the hash of this host's own copy of the active policy
  *    (`policy_hash_mismatch`), and that policy, evaluated here, does not deny the action and
- *    is satisfied by the approval's basis (`policy_denied`, `insufficient_approvals`);
+ *    is satisfied by the approval's basis (`policy_denied`, `insufficient_approvals`); when
+ *    the action names no environment, the policy block the evaluation chose must be this
+ *    host's environment (`wrong_environment`);
  * 7. the action is configured on this host (`not_configured`) and every placeholder gets a
- *    valid value (`bad_params`).
+ *    valid value (`bad_params`); the built-in `{host}`, `{service}` and `{environment}` come
+ *    from this host's config only, never from the approved action.
  *
  * Then the id is marked used (durably), the command runs in the exec worker (no shell, fixed
  * program, arguments substituted only into declared placeholders), and the result — exit code
@@ -99,6 +106,8 @@ export type RefusalCode =
   | "replayed"
   | "binding_mismatch"
   | "not_a_target"
+  | "wrong_environment"
+  | "wrong_service"
   | "no_policy"
   | "policy_hash_mismatch"
   | "policy_denied"
@@ -337,6 +346,21 @@ export async function handleApproval(
         `the approval is for ${a.targets.join(", ") || "no host"}, not for ${config.host}`,
       );
     }
+    // 5b: the requester's labels are this host's.
+    if (a.action.environment !== undefined && a.action.environment !== config.environment) {
+      throw new Refusal(
+        "wrong_environment",
+        `the approval is for environment "${a.action.environment}", but ${config.host} runs in "${config.environment}"`,
+      );
+    }
+    if (a.action.service !== undefined && a.action.service !== config.service) {
+      throw new Refusal(
+        "wrong_service",
+        `the approval is for service "${a.action.service}", but ${config.host} runs ${
+          config.service === undefined ? "no configured service" : `"${config.service}"`
+        }`,
+      );
+    }
     // 6: the same policy, evaluated here.
     let policy = deps.policy();
     if (policy?.hash !== a.policy_hash && deps.refreshPolicy) {
@@ -362,6 +386,12 @@ export async function handleApproval(
         `the policy denies it here: ${decision.reasons.map((r) => r.message).join("; ")}`,
       );
     }
+    if (decision.environment !== config.environment) {
+      throw new Refusal(
+        "wrong_environment",
+        `the policy evaluated it as environment "${decision.environment}", but ${config.host} runs in "${config.environment}"`,
+      );
+    }
     if (decision.decision === "approval_required" && a.basis !== "break-glass") {
       const approvers = new Set(a.approved_by).size;
       if (a.basis !== "approvals" || approvers < decision.approvals) {
@@ -384,9 +414,10 @@ export async function handleApproval(
     let args: string[];
     try {
       args = substituteArgs(spec, a.action.params ?? {}, {
+        // This host's own values only: the action's labels are requester text.
         host: config.host,
-        service: a.action.service ?? config.service ?? null,
-        environment: a.action.environment ?? config.environment ?? null,
+        service: config.service ?? null,
+        environment: config.environment,
         current_version: deps.deployments.current(),
         previous_version: deps.deployments.previous(),
         approval_id: a.approval_id,
@@ -398,20 +429,24 @@ export async function handleApproval(
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     const approvalId = payload?.approval_id ?? claimedId;
+    // Signed by the control plane: it will not be accepted later either. (A replay was
+    // reported when it was first handled.) Marked used before the ledger records the refusal,
+    // so the ledger never shows a used id that used_approvals.json lacks.
+    const marks = payload !== null && e.code !== "replayed";
+    if (marks) await used.add(payload!.approval_id, payload!.exp);
     await record("agent.approval.refused", {
       approval_id: approvalId,
+      // The expiry of a used id: a lost used_approvals.json is checked against the ledger.
+      approval_exp: payload?.exp ?? null,
       code: e.code,
       message: e.message,
       signature_verified: payload !== null,
     });
-    if (payload !== null && e.code !== "replayed") {
-      // Signed by the control plane: it will not be accepted later either. (A replay was
-      // reported when it was first handled.)
-      await used.add(payload.approval_id, payload.exp);
+    if (marks) {
       await deps.report({
-        approval_id: payload.approval_id,
-        request_id: payload.request_id,
-        action_hash: payload.action_hash,
+        approval_id: payload!.approval_id,
+        request_id: payload!.request_id,
+        action_hash: payload!.action_hash,
         host: config.host,
         status: "refused",
         refusal: { code: e.code, message: e.message },
@@ -441,6 +476,7 @@ async function execute(
   await deps.used.add(a.approval_id, a.exp);
   await record("agent.action.execute", {
     approval_id: a.approval_id,
+    approval_exp: a.exp,
     request_id: a.request_id,
     action: a.action.action,
     action_hash: a.action_hash,

@@ -194,3 +194,82 @@ Deno.test("substituteArgs() never lets a value escape its placeholder", () => {
   assert.throws(() => substituteArgs(spec, { version: "1.0.0", extra: "x" }, {}), /not declared/);
   assert.throws(() => substituteArgs(spec, {}, {}), /required/);
 });
+
+const TWO_ENV_POLICY = `${POLICY_TEXT}
+policy "staging" {
+  version 1
+  agent "deployer" {
+    allow restart, deploy, rollback
+  }
+}
+`;
+
+Deno.test("handleApproval() refuses an approval labelled with another environment than this host's", async () => {
+  // The requester picks the label: a staging approval naming a production host must not run.
+  await using r = await runner({ policy: activePolicy(TWO_ENV_POLICY) });
+  const staging = { ...deployAction("3.0.0"), environment: "staging" };
+  const out = await handleApproval(
+    signApproval(staging, { policyHash: activePolicy(TWO_ENV_POLICY).hash }),
+    r.deps,
+  );
+  assert.equal(out.status, "refused");
+  assert.equal(out.status === "refused" && out.code, "wrong_environment");
+  assert.match(
+    out.status === "refused" ? out.message : "",
+    /staging.*production|production.*staging/,
+  );
+  assert.equal(r.runs.length, 0);
+  assert.equal(r.reports.at(-1)?.refusal?.code, "wrong_environment");
+});
+
+Deno.test("handleApproval() refuses an action without environment when the policy picks another one than this host's", async () => {
+  const only = `policy "staging" {
+  version 1
+  agent "deployer" {
+    allow restart, deploy, rollback
+  }
+}
+`;
+  await using r = await runner({ policy: activePolicy(only) });
+  const { environment: _, ...unlabelled } = deployAction("3.0.1");
+  const out = await handleApproval(
+    signApproval(unlabelled, { policyHash: activePolicy(only).hash }),
+    r.deps,
+  );
+  assert.equal(out.status === "refused" && out.code, "wrong_environment", JSON.stringify(out));
+  assert.equal(r.runs.length, 0);
+});
+
+Deno.test("handleApproval() refuses an approval naming another service than this host's", async () => {
+  await using r = await runner();
+  const out = await handleApproval(
+    signApproval({ ...deployAction("3.0.2"), service: "billing" }),
+    r.deps,
+  );
+  assert.equal(out.status === "refused" && out.code, "wrong_service", JSON.stringify(out));
+  assert.equal(r.runs.length, 0);
+});
+
+Deno.test("handleApproval() fills {service} and {environment} from this host's config, never from the request", async () => {
+  await using r = await runner();
+  r.deps.config.actions.restart = {
+    command: "/usr/bin/systemctl",
+    args: ["restart", "{service}", "--env={environment}"],
+    params: {},
+    env: {},
+    timeoutMs: 1_000,
+    maxOutputBytes: 1_024,
+  };
+  const restart = { agent: "deployer", action: "restart", targets: ["web-1"] };
+  for (const service of ["--now", "../../etc/x", "sshd\nfoo"]) {
+    const out = await handleApproval(
+      signApproval({ ...restart, environment: "production", service }),
+      r.deps,
+    );
+    assert.equal(out.status, "refused", service);
+  }
+  assert.ok(r.runs.every((x) => !x.args.some((a) => /--now|etc|sshd/.test(a))));
+  const ok = await handleApproval(signApproval(restart), r.deps);
+  assert.equal(ok.status, "executed", JSON.stringify(ok));
+  assert.deepEqual(r.runs.at(-1)!.args, ["restart", "shop", "--env=production"]);
+});

@@ -135,7 +135,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const log = options.log ?? ((l: string) => console.error(l));
   await Deno.mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
-  const used = await openUsedApprovals(config.stateDir, { now });
+  // Checked against this host's ledger: a deleted or older used_approvals.json cannot make an
+  // approval usable again (docs/agent.md, "State files and their limits").
+  const used = await openUsedApprovals(config.stateDir, {
+    now,
+    ledgerFile: `${config.ledger.dir}/${config.ledger.file}`,
+    maxApprovalLifetimeSeconds: config.control.maxApprovalLifetimeSeconds,
+  });
   const deployments = await openDeployments(config.stateDir);
   const outbox = await openOutbox(config.stateDir, {
     maxBatches: config.shipping.maxQueuedBatches,

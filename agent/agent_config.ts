@@ -51,10 +51,16 @@ export interface AgentConfig {
   host: string;
   /** The tenant this host belongs to. */
   tenant: string;
-  /** The service this host runs (reported; used when an action names none). */
+  /**
+   * The service this host runs: an approval naming another service is refused, and `{service}`
+   * is always this value.
+   */
   service?: string;
-  /** The environment (reported; selects the policy block when an action names none). */
-  environment?: string;
+  /**
+   * The environment this host runs in (required): an approval for another environment is
+   * refused, and `{environment}` is always this value.
+   */
+  environment: string;
   /** The agent's own state: identity key, used approvals, outbox, active policy. */
   stateDir: string;
   /** Control plane connection. */
@@ -186,7 +192,7 @@ export function placeholdersOf(arg: string): string[] {
  * ```ts
  * import { parseAgentConfig } from "@infraveil/agent";
  * const config = parseAgentConfig(JSON.stringify({
- *   host: "web-1", tenant: "acme", state_dir: "state",
+ *   host: "web-1", tenant: "acme", environment: "production", state_dir: "state",
  *   control: { url: "https://control.example", public_key: "control.pub" },
  *   proxy: { listen: "0.0.0.0:8080", backend: "http://127.0.0.1:3000" },
  *   ledger: { dir: "ledger" },
@@ -245,6 +251,13 @@ export function parseAgentConfig(text: string, source: string, baseDir: string):
   const host = str(root, "host", "$");
   if (!NAME_RE.test(host)) fail("$.host", "must be letters, digits, '.', '_' or '-'");
   const tenant = str(root, "tenant", "$");
+  if (typeof root.environment !== "string" || root.environment === "") {
+    fail(
+      "$.environment",
+      'is required: the environment this host runs in, as the policy names it (e.g. "production"); approvals for any other environment are refused',
+    );
+  }
+  const environment = root.environment as string;
   const stateDir = resolvePath(baseDir, str(root, "state_dir", "$"));
 
   const c = object(root.control, "$.control", [
@@ -421,6 +434,7 @@ export function parseAgentConfig(text: string, source: string, baseDir: string):
   const config: AgentConfig = {
     host,
     tenant,
+    environment,
     stateDir,
     control,
     proxy,
@@ -432,7 +446,5 @@ export function parseAgentConfig(text: string, source: string, baseDir: string):
   };
   const service = optStr(root, "service", "$");
   if (service !== undefined) config.service = service;
-  const environment = optStr(root, "environment", "$");
-  if (environment !== undefined) config.environment = environment;
   return config;
 }

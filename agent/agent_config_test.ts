@@ -82,3 +82,17 @@ Deno.test("isLoopbackAddress() and placeholdersOf()", () => {
   assert.ok(!isLoopbackAddress("127.0.0.1"));
   assert.deepEqual(placeholdersOf("--v={version}-{host}"), ["version", "host"]);
 });
+
+Deno.test("parseAgentConfig() refuses a config without environment, naming the key", () => {
+  const { environment: _, ...g } = good();
+  assert.throws(
+    () => parseAgentConfig(JSON.stringify(g), "/etc/iv/agent.json", "/etc/iv"),
+    (e: unknown) =>
+      e instanceof AgentError && e.code === "BAD_CONFIG" &&
+      /agent\.json: \$\.environment: .*required/.test(e.message),
+  );
+  assert.throws(
+    () => parseAgentConfig(JSON.stringify({ ...g, environment: "" }), "a", "/"),
+    /\$\.environment/,
+  );
+});

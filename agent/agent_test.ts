@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { openLedger } from "@infraveil/ledger";
 import { generateKeyPair } from "@infraveil/trust";
 import { startAgent } from "./agent.ts";
 import { openOutbox } from "./outbox.ts";
@@ -151,4 +152,34 @@ Deno.test("startAgent() handles approvals fetched before a crash, from its inbox
     await be.close();
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("startAgent() refuses to start when used_approvals.json is gone but its ledger records used approvals", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "iv-agent-" });
+  try {
+    const config = await testAgentConfig(dir, { backend: "http://127.0.0.1:1" });
+    // A previous run used an approval (the ledger says so); the state file was deleted since.
+    const ledger = await openLedger(`${config.ledger.dir}/${config.ledger.file}`, {
+      actor: "agent:web-1",
+      mode: "fsync",
+    });
+    await ledger.append({ type: "agent.action.execute", data: { approval_id: "apv_used_before" } });
+    await ledger.close();
+    const started = await startAgent({
+      config,
+      version: "0.1.0",
+      controlKey: CONTROL_KEY,
+      hostKey: generateKeyPair(),
+      link: new FakeControl(),
+      workerUrls: sourceWorkerUrls(),
+      log: () => {},
+    }).catch((e: Error) => e);
+    if (!(started instanceof Error)) {
+      await started.stop();
+      assert.fail("the agent started without its used approvals");
+    }
+    assert.match(started.message, /used_approvals\.json is missing.*apv_used_before/s);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

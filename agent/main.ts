@@ -10,6 +10,7 @@ import { AgentError } from "./error.ts";
 import { launch, LAUNCHER_EXIT_CODES, type RefusalRecord } from "./launcher.ts";
 import {
   fileVersionState,
+  ledgerCheckedVersionState,
   loadPublicKey,
   readFileOnce,
   readLauncherConfig,
@@ -122,7 +123,14 @@ export async function main(args: string[]): Promise<number> {
       },
       {
         readBundle: () => readFileOnce(config.bundle),
-        state: fileVersionState(config.stateDir),
+        // The agent's ledger records every version that ran: a deleted or older state file
+        // cannot turn rollback protection off.
+        state: config.agentConfig
+          ? ledgerCheckedVersionState(fileVersionState(config.stateDir), {
+            stateFile: `${config.stateDir}/last_version.json`,
+            agentConfig: config.agentConfig,
+          })
+          : fileVersionState(config.stateDir),
         recordRefusal,
       },
     );

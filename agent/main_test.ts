@@ -176,3 +176,44 @@ Deno.test("agent permissions needs an agent_config and a known format", async ()
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--format must be "flags" or "json"/);
 });
+
+Deno.test("agent run refuses when last_version.json is gone but the agent's ledger shows a later version ran", async () => {
+  // The host ran 1.2.0 (its agent ledger says so); someone deletes the launcher state and puts
+  // back a validly signed 1.0.0: without the ledger check that is a silent rollback.
+  await using h = await host({ version: "1.0.0", config: { agent_config: "agent.json" } });
+  await Deno.mkdir(`${h.dir}/ledger`, { recursive: true });
+  await Deno.writeTextFile(
+    `${h.dir}/agent.json`,
+    JSON.stringify({ ledger: { dir: "ledger", file: "audit.jsonl" } }),
+  );
+  const line = (seq: number, type: string, data: unknown) =>
+    JSON.stringify({
+      v: 1,
+      seq,
+      ts: new Date().toISOString(),
+      type,
+      actor: "agent",
+      data,
+      prev: "0".repeat(64),
+    });
+  await Deno.writeTextFile(
+    `${h.dir}/ledger/audit.jsonl`,
+    [
+      line(0, "agent.start", { host: "web-1", version: "1.1.0" }),
+      line(1, "agent.start", { host: "web-1", version: "1.2.0" }),
+    ].join("\n") + "\n",
+  );
+  const r = await h.run("run");
+  assert.equal(r.code, 25, r.stderr);
+  assert.match(r.stderr, /last_version\.json is missing.*1\.2\.0/s);
+  await assert.rejects(Deno.stat(`${h.dir}/state/last_version.json`));
+  // An older state file does not win over the ledger either.
+  await Deno.mkdir(`${h.dir}/state`, { recursive: true });
+  await Deno.writeTextFile(
+    `${h.dir}/state/last_version.json`,
+    JSON.stringify({ version: "0.9.0" }),
+  );
+  const back = await h.run("verify");
+  assert.equal(back.code, 23, back.stderr);
+  assert.match(back.stderr, /1\.0\.0 is older than 1\.2\.0/);
+});

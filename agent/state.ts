@@ -10,6 +10,7 @@
  * @module
  */
 import { AgentError } from "./error.ts";
+import { readLedgerHistory } from "./_ledger_history.ts";
 
 /** Reads and writes one JSON file atomically. */
 export interface JsonFile<T> {
@@ -89,24 +90,56 @@ const isRecordOfNumbers = (v: unknown): string | null =>
     ? null
     : "expected an object of approval id → expiry";
 
+/** Options of {@link openUsedApprovals}. */
+export interface UsedApprovalsOptions {
+  /** Clock, ms. */
+  now?: () => number;
+  /** How long after its expiry an id is kept, seconds (default 86 400). */
+  retainSeconds?: number;
+  /**
+   * This host's ledger file: the approvals it records as used are used here too, and a
+   * missing `used_approvals.json` while it records any is refused (not a first run).
+   */
+  ledgerFile?: string;
+  /** Expiry assumed for a ledger line that records none (see `readLedgerHistory`). */
+  maxApprovalLifetimeSeconds?: number;
+}
+
 /**
  * The used-approval store in `stateDir/used_approvals.json`. Ids whose approval expired more
- * than `retainSeconds` ago are forgotten (an expired approval is refused anyway).
+ * than `retainSeconds` ago are forgotten (an expired approval is refused anyway). With a
+ * `ledgerFile`, the ids the ledger records as used are added (an older copy of the file
+ * cannot make one usable again), and a missing file is refused when the ledger records any.
  *
  * @param stateDir the agent's state directory
- * @param options clock and retention
+ * @param options clock, retention, the ledger to check against
  * @returns the store, loaded
+ * @throws {AgentError} `STATE_ERROR` when the file is damaged, or missing while the ledger
+ *   records used approvals
  */
 export async function openUsedApprovals(
   stateDir: string,
-  options: { now?: () => number; retainSeconds?: number } = {},
+  options: UsedApprovalsOptions = {},
 ): Promise<UsedApprovals> {
-  const { now = Date.now, retainSeconds = 86_400 } = options;
+  const { now = Date.now, retainSeconds = 86_400, ledgerFile } = options;
   const file = jsonFile<Record<string, number>>(
     `${stateDir}/used_approvals.json`,
     isRecordOfNumbers,
   );
-  const used = new Map(Object.entries((await file.read()) ?? {}));
+  const stored = await file.read();
+  const history = ledgerFile === undefined ? null : await readLedgerHistory(ledgerFile, options);
+  if (stored === null && history !== null && history.usedApprovals.size > 0) {
+    const [id, at] = history.usedApprovals.entries().next().value!;
+    throw new AgentError(
+      "STATE_ERROR",
+      `Agent state ${file.path} is missing, but the ledger ${ledgerFile} records ${history.usedApprovals.size} approval(s) used on this host (e.g. ${id} at seq ${at.seq}): the file was deleted or the state directory replaced, and without it an approval could run twice. Restore it from a backup, or write {} to it to rebuild it from the ledger; the agent does not start without it`,
+    );
+  }
+  const used = new Map(Object.entries(stored ?? {}));
+  const cutoff = Math.floor(now() / 1000) - retainSeconds;
+  for (const [id, { exp }] of history?.usedApprovals ?? []) {
+    if (exp >= cutoff && (used.get(id) ?? -Infinity) < exp) used.set(id, exp);
+  }
   return {
     has: (id) => used.has(id),
     async add(id, exp) {

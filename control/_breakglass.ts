@@ -23,13 +23,23 @@ export const BREAKGLASS_ROLE = "breakglass";
  *
  * @param s the session
  * @param a the action
- * @returns true when the action and its service are in scope
+ * @param environment the environment the request is decided in (the action's, or the policy
+ *   block it selected), or null when none
+ * @returns true when the action, its service and its environment are in scope
  */
-export function sessionCovers(s: BreakGlassRow, a: PolicyAction): boolean {
+export function sessionCovers(
+  s: BreakGlassRow,
+  a: PolicyAction,
+  environment: string | null = a.environment ?? null,
+): boolean {
   const actionOk = s.scope.actions.includes("*") || s.scope.actions.includes(a.action);
   const serviceOk = s.scope.services.includes("*") ||
     (a.service !== undefined && s.scope.services.includes(a.service));
-  return actionOk && serviceOk;
+  // Sessions opened before scopes named environments cover any (as they did then).
+  const envs = s.scope.environments ?? ["*"];
+  const environmentOk = envs.includes("*") ||
+    (environment !== null && envs.includes(environment));
+  return actionOk && serviceOk && environmentOk;
 }
 
 /**
@@ -66,7 +76,8 @@ export function sessionView(s: BreakGlassRow, now: number): Record<string, unkno
  * @param ctx the context
  * @param tenantName the tenant
  * @param user the holder
- * @param body `{justification, scope: {actions, services}, duration_seconds?}`
+ * @param body `{justification, scope: {actions, services, environments?}, duration_seconds?}`;
+ *   `environments` defaults to `["*"]` (any)
  * @returns the session view
  */
 export async function openBreakGlass(
@@ -84,7 +95,7 @@ export async function openBreakGlass(
       { details: { field: "justification" } },
     );
   }
-  const scopeObj = object(body.scope ?? null, ["actions", "services"], "scope");
+  const scopeObj = object(body.scope ?? null, ["actions", "services", "environments"], "scope");
   const actions = optStrArray(scopeObj, "actions", { maxItems: 50, max: 64 });
   const services = optStrArray(scopeObj, "services", {
     maxItems: 100,
@@ -96,6 +107,18 @@ export async function openBreakGlass(
       "BAD_REQUEST",
       'Invalid field "scope": name the actions and services it covers (use "*" for any service)',
       { details: { field: "scope" } },
+    );
+  }
+  const environments = optStrArray(scopeObj, "environments", {
+    maxItems: 50,
+    pattern: /^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$/,
+    patternHint: `"*" or an environment name (${NAME_HINT})`,
+  }) ?? ["*"];
+  if (environments.length === 0) {
+    throw new ControlError(
+      "BAD_REQUEST",
+      'Invalid field "scope.environments": name the environments it covers (use "*" for any)',
+      { details: { field: "scope.environments" } },
     );
   }
   void NAME_RE;
@@ -121,7 +144,7 @@ export async function openBreakGlass(
       id: newId("bg", ctx.random),
       holder: user.id,
       justification,
-      scope: { actions, services },
+      scope: { actions, services, environments },
       openedAt: now,
       expiresAt: now + duration * 1000,
       closedAt: null,

@@ -25,7 +25,7 @@ export interface ControlNotification {
   /** Justification. */
   justification: string;
   /** Scope. */
-  scope: { actions: string[]; services: string[] };
+  scope: { actions: string[]; services: string[]; environments?: string[] };
   /** Ends at (RFC 3339). */
   expires_at: string;
 }

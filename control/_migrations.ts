@@ -1,10 +1,14 @@
 /**
  * Versioned schema migrations, the same logical schema for SQLite and PostgreSQL. Types are
  * limited to TEXT, INTEGER and BIGINT (times are Unix milliseconds; JSON is TEXT), so one text
- * serves both. Never edit an applied migration: add a new version.
+ * serves both; the rare statement the two dialects spell differently (an auto-increment key)
+ * gives one text per dialect. Never edit an applied migration: add a new version.
  *
  * @module
  */
+
+/** A statement: one portable text, or one text per dialect. */
+export type MigrationStatement = string | { sqlite: string; postgres: string };
 
 /** One migration. */
 export interface Migration {
@@ -13,7 +17,7 @@ export interface Migration {
   /** Short name. */
   name: string;
   /** Statements, run in order inside one transaction. */
-  statements: string[];
+  statements: MigrationStatement[];
 }
 
 /** Every migration, in order. */
@@ -143,6 +147,62 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (tenant, seq))`,
       `CREATE TABLE evidence_heads (
         tenant TEXT NOT NULL PRIMARY KEY, size BIGINT NOT NULL, state TEXT NOT NULL)`,
+    ],
+  },
+  {
+    version: 2,
+    name: "pending evidence",
+    statements: [
+      // Evidence records written by the transaction of the change they record, before the
+      // sequencer gives them their place (seq, prev) in the tenant's chain. `id` grows with
+      // every insert: it orders the records of one transaction and, across transactions,
+      // follows commit order wherever one commit causally precedes the other's start.
+      {
+        sqlite: `CREATE TABLE evidence_pending (
+          id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, ts BIGINT NOT NULL, type TEXT NOT NULL,
+          actor TEXT NOT NULL, data TEXT NOT NULL)`,
+        postgres: `CREATE TABLE evidence_pending (
+          id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant TEXT NOT NULL,
+          ts BIGINT NOT NULL, type TEXT NOT NULL, actor TEXT NOT NULL, data TEXT NOT NULL)`,
+      },
+      // No index on tenant: the sequencer drains the table continuously (SQLite never writes
+      // to it), so it stays small and a scan in id order is cheaper than keeping an index.
+    ],
+  },
+  {
+    version: 3,
+    name: "host labels and token approvals off by default",
+    statements: [
+      // The environment and service an agent was enrolled with: requests naming the host must
+      // carry the same labels (docs/control.md, "Hosts and their labels").
+      `ALTER TABLE identities ADD COLUMN environment TEXT`,
+      `ALTER TABLE identities ADD COLUMN service TEXT`,
+      `ALTER TABLE enrollment_tokens ADD COLUMN environment TEXT`,
+      `ALTER TABLE enrollment_tokens ADD COLUMN service TEXT`,
+      // Token approvals became opt-in per environment: the old default (true) was stored in
+      // every tenant's settings, so turn it off where it was stored.
+      `UPDATE tenants SET settings = REPLACE(settings, '"token_approvals_default":true', '"token_approvals_default":false')`,
+    ],
+  },
+  {
+    version: 4,
+    name: "nonces keyed by expiry",
+    statements: [
+      // A replay repeats the whole signed message, its `exp` included, so a nonce need only be
+      // unique per (tenant, exp). Keyed that way, each insert lands on the newest page, and
+      // purging expired nonces is a range delete on the key: one B-tree instead of three
+      // (SQLite: the table, its unique index and the exp index), fewer pages per commit.
+      {
+        sqlite: `CREATE TABLE nonces_by_exp (
+          tenant TEXT NOT NULL, exp BIGINT NOT NULL, nonce TEXT NOT NULL,
+          PRIMARY KEY (tenant, exp, nonce)) WITHOUT ROWID`,
+        postgres: `CREATE TABLE nonces_by_exp (
+          tenant TEXT NOT NULL, exp BIGINT NOT NULL, nonce TEXT NOT NULL,
+          PRIMARY KEY (tenant, exp, nonce))`,
+      },
+      `INSERT INTO nonces_by_exp (tenant, exp, nonce) SELECT tenant, exp, nonce FROM nonces`,
+      `DROP TABLE nonces`,
+      `ALTER TABLE nonces_by_exp RENAME TO nonces`,
     ],
   },
 ];

@@ -7,7 +7,13 @@
  *
  * @module
  */
-import { evaluate, type PolicyAction, validateAction } from "@infraveil/policy";
+import {
+  type CompiledPolicy,
+  type Decision,
+  evaluate,
+  type PolicyAction,
+  validateAction,
+} from "@infraveil/policy";
 import { canonicalJson, sha256Hex } from "@infraveil/trust";
 import {
   actionHash,
@@ -17,13 +23,20 @@ import {
 } from "./approval.ts";
 import { AuthorityGraph, type PathStep } from "./authority.ts";
 import { activePolicy, compiledPolicy, compileText, type Ctx, iso } from "./_context.ts";
-import { appendEvidence } from "./evidence.ts";
+import { appendEvidence, withdrawEvidence } from "./evidence.ts";
 import { ControlError } from "./error.ts";
 import { newId, newNonce } from "./_ids.ts";
 import { NAME_HINT, NAME_RE, type Obj, object, optStr, optStrArray } from "./_validate.ts";
 import { sessionCovers } from "./_breakglass.ts";
 import type { JsonValue } from "@infraveil/ledger";
-import type { BreakGlassRow, RequestRow, StoreTx, TenantRow, UserRow } from "./store.ts";
+import type {
+  BreakGlassRow,
+  IdentityRow,
+  RequestRow,
+  StoreTx,
+  TenantRow,
+  UserRow,
+} from "./store.ts";
 
 /** Who is asking. */
 export interface Requester {
@@ -158,22 +171,43 @@ export function dashboardUrl(ctx: Ctx, tenant: string, id: string): string {
   }`;
 }
 
-async function decide(
+/** A decision by the policy alone, before break-glass sessions are considered. */
+interface Evaluated {
+  compiled: CompiledPolicy | null;
+  decision: Decision | null;
+}
+
+async function evaluateActive(
   ctx: Ctx,
   t: StoreTx,
   tenant: TenantRow,
   policy: PolicyAction,
   now: number,
-): Promise<{
+): Promise<Evaluated> {
+  const compiled = await activePolicy(ctx, t, tenant);
+  return { compiled, decision: compiled ? evaluate(compiled, policy, { now }) : null };
+}
+
+/** Whether the decision could change with a break-glass session (so sessions must be read). */
+function mayBreakGlass(e: Evaluated): boolean {
+  return e.decision !== null && e.decision.decision !== "allow";
+}
+
+function decideWith(
+  e: Evaluated,
+  policy: PolicyAction,
+  open: BreakGlassRow[],
+  now: number,
+): {
   status: CreateResult["status"];
   reasons: unknown[];
   approvals: number;
   policyHash: string | null;
   environment: string | null;
   session: BreakGlassRow | null;
-}> {
-  const compiled = await activePolicy(ctx, t, tenant);
-  if (!compiled) {
+} {
+  const { compiled } = e;
+  if (!compiled || !e.decision) {
     return {
       status: "denied",
       reasons: [NO_POLICY_REASON],
@@ -183,11 +217,10 @@ async function decide(
       session: null,
     };
   }
-  let d = evaluate(compiled, policy, { now });
+  let d = e.decision;
   let session: BreakGlassRow | null = null;
   if (d.decision !== "allow") {
-    const open = await t.activeBreakGlass(tenant.name, now);
-    const covering = open.find((s) => sessionCovers(s, policy));
+    const covering = open.find((s) => sessionCovers(s, policy, d.environment));
     if (covering) {
       const lifted = evaluate(compiled, policy, { now, breakGlass: true });
       if (lifted.decision !== "deny") {
@@ -223,6 +256,93 @@ async function decide(
   };
 }
 
+async function decide(
+  ctx: Ctx,
+  t: StoreTx,
+  tenant: TenantRow,
+  policy: PolicyAction,
+  now: number,
+): Promise<ReturnType<typeof decideWith>> {
+  const e = await evaluateActive(ctx, t, tenant, policy, now);
+  const open = mayBreakGlass(e) ? await t.activeBreakGlass(tenant.name, now) : [];
+  return decideWith(e, policy, open, now);
+}
+
+/**
+ * The active identities of a request's targets, in order (null where none).
+ *
+ * @param t the transaction
+ * @param tenant the tenant
+ * @param policy the action
+ * @returns one row or null per target
+ */
+function targetHosts(
+  t: StoreTx,
+  tenant: string,
+  policy: PolicyAction,
+): Promise<(IdentityRow | null)[]> {
+  return Promise.all((policy.targets ?? []).map((h) => t.getActiveIdentity(tenant, h)));
+}
+
+/**
+ * Binds a request's labels to its hosts: every target must be an enrolled agent of the
+ * tenant, enrolled in the request's environment (the action's, or the policy block the
+ * evaluation selected) and, when the request names a service, for that service. The labels
+ * are the requester's words; the hosts' are the enrolling admin's.
+ *
+ * @param hosts the targets' identities, as {@link targetHosts} returns them
+ * @param tenant the tenant
+ * @param policy the action
+ * @param environment the environment the request is decided in, or null when none could be
+ *   determined (the policy denies it then)
+ * @throws {ControlError} `FORBIDDEN` naming the target, its labels and the request's
+ */
+export function bindTargets(
+  hosts: (IdentityRow | null)[],
+  tenant: string,
+  policy: PolicyAction,
+  environment: string | null,
+): void {
+  const targets = policy.targets ?? [];
+  const label = (v: string | null) => (v === null ? "(none recorded)" : `"${v}"`);
+  for (const [i, host] of hosts.entries()) {
+    const target = targets[i];
+    const details = {
+      field: "targets",
+      target,
+      host_environment: host?.environment ?? null,
+      host_service: host?.service ?? null,
+      environment,
+      service: policy.service ?? null,
+    };
+    if (!host || host.kind !== "agent") {
+      throw new ControlError(
+        "FORBIDDEN",
+        `Target ${target} is not an enrolled host of tenant ${tenant}: enroll it first (infraveil control enroll --kind agent --environment ENV), then request again`,
+        { details },
+      );
+    }
+    if (environment !== null && host.environment !== environment) {
+      throw new ControlError(
+        "FORBIDDEN",
+        `Target ${target} is enrolled in environment ${label(host.environment)} (service ${
+          label(host.service)
+        }), but the request is for environment "${environment}": a request may only name hosts of its own environment`,
+        { details },
+      );
+    }
+    if (policy.service !== undefined && host.service !== policy.service) {
+      throw new ControlError(
+        "FORBIDDEN",
+        `Target ${target} is enrolled for service ${label(host.service)} (environment ${
+          label(host.environment)
+        }), but the request names service "${policy.service}": name only hosts of that service, or omit "service"`,
+        { details },
+      );
+    }
+  }
+}
+
 /**
  * Evaluates a request without storing anything (a dry run).
  *
@@ -241,7 +361,11 @@ export async function checkRequest(
   body: Obj,
 ): Promise<Record<string, unknown>> {
   const { policy, exact } = readAction(requester.name, body);
-  const d = await decide(ctx, t, tenant, policy, ctx.now());
+  const [d, hosts] = await Promise.all([
+    decide(ctx, t, tenant, policy, ctx.now()),
+    targetHosts(t, tenant.name, policy),
+  ]);
+  bindTargets(hosts, tenant.name, policy, policy.environment ?? d.environment);
   return {
     decision: d.status === "denied"
       ? "deny"
@@ -279,11 +403,16 @@ export async function createRequest(
   const { policy, exact } = readAction(requester.name, body);
   const hash = actionHash(exact);
   const windowStart = Math.floor(now / 60_000) * 60_000;
-  const hits = await t.hitRateLimit(
-    tenant.name,
-    `request:${requester.kind}:${requester.name}`,
-    windowStart,
-  );
+  // The policy is evaluated first (in memory), so the rate limit, the fold check and, when
+  // the decision could depend on one, the open break-glass sessions are read together: one
+  // round trip on PostgreSQL.
+  const evaluated = await evaluateActive(ctx, t, tenant, policy, now);
+  const [hits, existing, open, hosts] = await Promise.all([
+    t.hitRateLimit(tenant.name, `request:${requester.kind}:${requester.name}`, windowStart),
+    t.getPendingRequest(tenant.name, hash),
+    mayBreakGlass(evaluated) ? t.activeBreakGlass(tenant.name, now) : [],
+    targetHosts(t, tenant.name, policy),
+  ]);
   if (hits > tenant.settings.rate_limit_per_minute) {
     throw new ControlError(
       "RATE_LIMITED",
@@ -293,10 +422,16 @@ export async function createRequest(
       { details: { retry_after: iso(windowStart + 60_000) } },
     );
   }
-  const folded = await foldInto(ctx, t, tenant, hash, requester, now);
+  bindTargets(
+    hosts,
+    tenant.name,
+    policy,
+    policy.environment ?? evaluated.decision?.environment ?? null,
+  );
+  const folded = existing && await foldInto(ctx, t, tenant, existing, requester, now);
   if (folded) return folded;
 
-  const d = await decide(ctx, t, tenant, policy, now);
+  const d = decideWith(evaluated, policy, open, now);
   const id = newId("req", ctx.random);
   const row: RequestRow = {
     id,
@@ -318,27 +453,33 @@ export async function createRequest(
     updatedAt: now,
     expiresAt: now + tenant.settings.request_ttl_seconds * 1000,
   };
-  if (!(await t.insertRequest(tenant.name, row))) {
-    // A concurrent identical request won the fold race.
-    const again = await foldInto(ctx, t, tenant, hash, requester, now);
+  // The decision's evidence goes out with the insert, in one round trip; it is taken back in
+  // the rare case a concurrent identical request won the fold race.
+  const [inserted, evidenceId] = await Promise.all([
+    t.insertRequest(tenant.name, row),
+    appendEvidence(t, tenant.name, {
+      type: "request.decision",
+      actor: requester.actor,
+      data: {
+        request_id: id,
+        status: d.status,
+        action: exact as unknown as JsonValue,
+        action_hash: hash,
+        policy_hash: d.policyHash,
+        approvals_needed: d.approvals,
+        reasons: d.reasons as JsonValue,
+        break_glass: d.session?.id ?? null,
+        operator: requester.operator,
+      },
+    }, now),
+  ]);
+  if (!inserted) {
+    await withdrawEvidence(t, tenant.name, evidenceId);
+    const existing = await t.getPendingRequest(tenant.name, hash);
+    const again = existing && await foldInto(ctx, t, tenant, existing, requester, now);
     if (again) return again;
     throw new ControlError("CONFLICT", "An identical request is being created; retry");
   }
-  await appendEvidence(t, tenant.name, {
-    type: "request.decision",
-    actor: requester.actor,
-    data: {
-      request_id: id,
-      status: d.status,
-      action: exact as unknown as JsonValue,
-      action_hash: hash,
-      policy_hash: d.policyHash,
-      approvals_needed: d.approvals,
-      reasons: d.reasons as JsonValue,
-      break_glass: d.session?.id ?? null,
-      operator: requester.operator,
-    },
-  }, now);
   if (d.status === "allowed") {
     await issueApproval(ctx, t, tenant, row, d.session ? "break-glass" : "policy", []);
   }
@@ -359,12 +500,11 @@ async function foldInto(
   ctx: Ctx,
   t: StoreTx,
   tenant: TenantRow,
-  hash: string,
+  existing: RequestRow,
   requester: Requester,
   now: number,
 ): Promise<CreateResult | null> {
-  const existing = await t.getPendingRequest(tenant.name, hash);
-  if (!existing) return null;
+  const hash = existing.actionHash;
   if (await expireIfDue(ctx, t, tenant.name, existing, now)) return null;
   await appendEvidence(t, tenant.name, {
     type: "request.folded",
@@ -507,7 +647,9 @@ export function excludedApprovers(graph: AuthorityGraph, req: RequestRow): Set<s
   const out = new Set<string>();
   if (req.requesterKind === "user") out.add(req.requester);
   if (req.operator) {
-    for (const u of graph.data.users) if (u.email === req.operator) out.add(u.id);
+    // Emails match whatever their case: "Dave@x" operating an identity excludes "dave@x".
+    const operator = req.operator.toLowerCase();
+    for (const u of graph.data.users) if (u.email.toLowerCase() === operator) out.add(u.id);
   }
   return out;
 }
@@ -523,8 +665,10 @@ export function tokenApprovalsAllowed(tenant: TenantRow, environment: string | n
   const key = environment ?? "*";
   const set = tenant.settings.token_approvals[key];
   if (set !== undefined) return set;
-  if (key === "production" || key === "policy") return false;
-  return tenant.settings.token_approvals_default;
+  // Off unless the tenant opted in: per environment (`token_approvals`), or for every
+  // environment (`token_approvals_default`, false by default); policy activation only by name.
+  if (key === "policy") return false;
+  return tenant.settings.token_approvals_default === true;
 }
 
 /** A vote to cast. */

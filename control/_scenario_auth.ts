@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { generateKeyPair, signEnvelope } from "@infraveil/trust";
+import { encodeBase64Url, generateKeyPair, signEnvelope } from "@infraveil/trust";
 import { ControlClientError, enrollWithToken } from "./client.ts";
 import { type Backend, BASE, evidenceOf, scenario, world } from "./_testing.ts";
 import { initTenant } from "./tenant.ts";
@@ -256,6 +256,8 @@ export function authScenarios(b: Backend): void {
         const mk = await w.api("POST", "/v1/t/acme/enrollment-tokens", w.users.admin, {
           name: "web-3",
           kind: "agent",
+          environment: "production",
+          service: "api",
         });
         assert.equal(mk.status, 201, JSON.stringify(mk.json));
         assert.equal(mk.json.control_kid, w.keys.kid);
@@ -311,7 +313,7 @@ export function authScenarios(b: Backend): void {
         // A rotation whose proof is not by the new key is refused.
         await rejects(
           web3b.call("identity.rotate", {
-            new_public: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            new_public: encodeBase64Url(generateKeyPair().publicKey),
             proof: "AAAA",
           }),
           "BAD_PROOF",

@@ -104,7 +104,7 @@ export function governanceScenarios(b: Backend): void {
           "carol@acme.test → group oncall → group sre → role deployer → grant deploy on production/api",
         );
         // The grant is narrow: a deploy of another service is not covered.
-        const other = await w.mcp.requestDeploy({ ...DEPLOY, service: "db" });
+        const other = await w.mcp.requestDeploy({ ...DEPLOY, service: "db", targets: ["db-1"] });
         why = await w.api(
           "GET",
           `/v1/t/acme/requests/${other.request_id}/why/carol@acme.test`,
@@ -207,7 +207,10 @@ export function governanceScenarios(b: Backend): void {
         assert.equal(got.approval.basis, "break-glass");
         assert.equal(got.approval.break_glass, session.id);
         // Out of scope, or denied by policy: unchanged.
-        assert.equal((await w.mcp.requestDeploy({ ...DEPLOY, service: "db" })).status, "pending");
+        assert.equal(
+          (await w.mcp.requestDeploy({ ...DEPLOY, service: "db", targets: ["db-1"] })).status,
+          "pending",
+        );
         assert.equal((await w.mcp.requestDeploy({ ...DEPLOY, files: [".env"] })).status, "denied");
         // Closing by hand ends it; then a review by someone else is required.
         res = await w.api("POST", `/v1/t/acme/breakglass/${session.id}/close`, w.users.olga, {
@@ -380,10 +383,14 @@ export function governanceScenarios(b: Backend): void {
         await w.api("PUT", "/v1/t/acme/settings", w.users.admin, {
           token_approvals: { staging: true },
         });
-        const r = await w.mcp.requestDeploy({ ...DEPLOY, environment: "staging" });
+        const r = await w.mcp.requestDeploy({
+          ...DEPLOY,
+          environment: "staging",
+          targets: ["stage-1"],
+        });
         await w.api("POST", `/v1/t/acme/requests/${r.request_id}/approve`, w.users.alice, {});
-        const [a] = await w.agents["web-1"].fetchApprovedActions();
-        await w.agents["web-1"].reportExecution({
+        const [a] = await w.agents["stage-1"].fetchApprovedActions();
+        await w.agents["stage-1"].reportExecution({
           approval_id: a.approval.approval_id,
           status: "succeeded",
         });

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { verifyLedger } from "@infraveil/ledger";
 import { generateKeyPair, signEnvelope } from "@infraveil/trust";
 import { ControlClientError, verifySignedApproval } from "./client.ts";
-import { type Backend, evidenceOf, scenario, world } from "./_testing.ts";
+import { type Backend, evidenceLines, evidenceOf, scenario, world } from "./_testing.ts";
 
 const DEPLOY = {
   environment: "production",
@@ -326,7 +326,11 @@ export function requestScenarios(b: Backend): void {
     async () => {
       const w = await world(b);
       try {
-        const r = await w.mcp.requestDeploy({ ...DEPLOY, environment: "staging" });
+        const r = await w.mcp.requestDeploy({
+          ...DEPLOY,
+          environment: "staging",
+          targets: ["stage-1"],
+        });
         assert.equal(r.status, "pending");
         // 1. A signed envelope from the MCP identity to the human approve endpoint.
         const now = Math.floor(w.clock.now() / 1000);
@@ -426,7 +430,7 @@ export function requestScenarios(b: Backend): void {
       const w = await world(b);
       try {
         await w.api("PUT", "/v1/t/acme/settings", w.users.admin, {
-          token_approvals: { production: true },
+          token_approvals: { production: true, staging: true },
         });
         for (let i = 0; i < 3; i++) {
           // N = 2 (production): alice and bob at the same time → approved, once.
@@ -439,7 +443,12 @@ export function requestScenarios(b: Backend): void {
           assert.equal(y.status, 200);
           assert.deepEqual([x.json.status, y.json.status].sort(), ["approved", "pending"]);
           // N = 1 (staging): two approvers racing → one approves, the other finds it decided.
-          const s = await w.mcp.requestDeploy({ ...DEPLOY, environment: "staging", params: { i } });
+          const s = await w.mcp.requestDeploy({
+            ...DEPLOY,
+            environment: "staging",
+            targets: ["stage-1"],
+            params: { i },
+          });
           const [p, q] = await Promise.all([
             w.api("POST", `/v1/t/acme/requests/${s.request_id}/approve`, w.users.alice, {}),
             w.api("POST", `/v1/t/acme/requests/${s.request_id}/approve`, w.users.bob, {}),
@@ -453,7 +462,8 @@ export function requestScenarios(b: Backend): void {
         );
         assert.equal(issued.length, 6);
         assert.equal(new Set(issued.map((e) => e.data.request_id)).size, 6);
-        assert.equal((await w.agents["web-1"].fetchApprovedActions()).length, 6);
+        assert.equal((await w.agents["web-1"].fetchApprovedActions()).length, 3);
+        assert.equal((await w.agents["stage-1"].fetchApprovedActions()).length, 3);
       } finally {
         await w.close();
       }
@@ -476,7 +486,11 @@ export function requestScenarios(b: Backend): void {
         await w.api("PUT", "/v1/t/acme/settings", w.users.admin, {
           token_approvals: { staging: true },
         });
-        const r = await w.mcp.requestDeploy({ ...DEPLOY, environment: "staging" });
+        const r = await w.mcp.requestDeploy({
+          ...DEPLOY,
+          environment: "staging",
+          targets: ["stage-1"],
+        });
         const before = await evidenceOf(w.store, w.tenant);
         armed = true;
         const crashed = await w.api(
@@ -504,13 +518,13 @@ export function requestScenarios(b: Backend): void {
         const tail = after.slice(before.length).map((e) => e.type);
         assert.deepEqual(tail, ["request.approve", "request.approved", "approval.issued"]);
         // The log still verifies end to end.
-        const lines = await w.store.tx((t) => t.readEvidence(w.tenant, 0, 100_000));
+        const lines = await evidenceLines(w.store, w.tenant);
         const report = await verifyLedger([{
           name: "evidence",
           data: new TextEncoder().encode(lines.join("\n") + "\n"),
         }]);
         assert.ok(report.ok, report.problem?.message);
-        assert.equal((await w.agents["web-1"].fetchApprovedActions()).length, 1);
+        assert.equal((await w.agents["stage-1"].fetchApprovedActions()).length, 1);
       } finally {
         await w.close();
       }

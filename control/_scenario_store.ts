@@ -9,7 +9,7 @@ import { signEnvelope } from "@infraveil/trust";
 import { createControlApp } from "./app.ts";
 import { ControlClient } from "./client.ts";
 import { MIGRATIONS } from "./_migrations.ts";
-import { type Backend, BASE, scenario, world } from "./_testing.ts";
+import { type Backend, BASE, evidenceLines, scenario, world } from "./_testing.ts";
 
 /** Registers the storage scenarios (both backends). */
 export function storeScenarios(b: Backend): void {
@@ -130,7 +130,7 @@ export function multiInstanceScenarios(b: Backend): void {
         const r = await w.mcp.requestDeploy({
           environment: env,
           service: "api",
-          targets: ["web-1"],
+          targets: [env === "production" ? "web-1" : "stage-1"],
           files: ["a.ts"],
         });
         const approve2 = (token: string) =>
@@ -156,6 +156,7 @@ export function multiInstanceScenarios(b: Backend): void {
       const claimed = [
         ...await w.agents["web-1"].fetchApprovedActions(),
         ...await web1b.fetchApprovedActions(),
+        ...await w.agents["stage-1"].fetchApprovedActions(),
       ];
       assert.equal(claimed.length, 2);
       // A nonce used on one instance is a replay on the other.
@@ -180,7 +181,7 @@ export function multiInstanceScenarios(b: Backend): void {
       assert.deepEqual(statuses, [200, 401]);
       // Both instances append to one evidence log that still verifies.
       const { verifyLedger } = await import("@infraveil/ledger");
-      const lines = await w.store.tx((t) => t.readEvidence("acme", 0, 100_000));
+      const lines = await evidenceLines(w.store, "acme");
       const report = await verifyLedger([{
         name: "e",
         data: new TextEncoder().encode(lines.join("\n") + "\n"),

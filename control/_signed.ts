@@ -1,10 +1,13 @@
 /**
  * The signed endpoints: `POST /v1/t/{tenant}/signed/{type}` with a signed envelope as body,
  * from agents and MCP identities. Signature, audience, tenant, time window and nonce are
- * checked before anything else — inside the same transaction as the handler, so the nonce
- * and the change commit together — and each failure is recorded as evidence. Every response,
- * errors included, is an envelope signed by the control plane, addressed to
- * `<tenant>/<identity>` and echoing the request's nonce as `in_reply_to`.
+ * checked before anything else, and the nonce is consumed in its own committed transaction
+ * before the handler runs in another — so a message the handler refuses cannot be replayed —
+ * and each failure is recorded as evidence. Every response, errors included, is an envelope
+ * signed by the control plane. A reply to an authenticated call is addressed to
+ * `<tenant>/<identity>` and echoes the request's nonce as `in_reply_to`; a refusal before
+ * authentication is addressed to `<tenant>/unknown` with `in_reply_to: null` (nothing the
+ * caller claimed is echoed under the control plane's signature).
  *
  * @module
  */
@@ -45,6 +48,12 @@ import {
 /** The audience of every message to the control plane. */
 export const CONTROL_AUDIENCE = "infraveil-control";
 
+/**
+ * The identity name replies to unauthenticated callers are addressed to (`<tenant>/unknown`,
+ * `in_reply_to: null`); no identity may be enrolled under it.
+ */
+export const UNAUTHENTICATED = "unknown";
+
 /** The claim fields removed before a handler sees the body. */
 const CLAIMS = ["type", "tenant", "aud", "iat", "exp", "nonce", "iss"];
 
@@ -52,7 +61,7 @@ const CLAIMS = ["type", "tenant", "aud", "iat", "exp", "nonce", "iss"];
 export interface SignedCall {
   /** Context. */
   ctx: Ctx;
-  /** The transaction (verification, nonce and handler share it). */
+  /** The handler's transaction (the nonce was consumed before it began). */
   t: StoreTx;
   /** The tenant. */
   tenant: TenantRow;
@@ -324,6 +333,9 @@ export const SIGNED_ROUTES: Readonly<Record<string, SignedRoute>> = {
         kind: identity.kind,
         publicKey: pub,
         operator: identity.operator,
+        // A new key keeps the host's enrolled labels: rotation cannot relabel a host.
+        environment: identity.environment,
+        service: identity.service,
         actor: `${identity.kind}:${identity.name}`,
         now,
         via: `rotation:${identity.kid}`,
@@ -480,7 +492,11 @@ export async function handleSigned(ctx: Ctx, c: Context): Promise<SignedReply> {
   const type = c.req.param("type") ?? "";
   const env = await readJson(c);
   const claim = claimed(env);
-  let to = claim.iss ?? "unknown";
+  // Until the signature verifies, nothing in the envelope is the caller's: a refusal is
+  // addressed to `<tenant>/unknown` and answers no nonce, so a forged envelope cannot get a
+  // signed error addressed to someone else's identity in reply to someone else's call.
+  let to = UNAUTHENTICATED;
+  let inReplyTo: string | null = null;
   try {
     if (env === undefined) {
       throw new TrustError("MALFORMED", "Body is not JSON: send a signed envelope");
@@ -489,45 +505,82 @@ export async function handleSigned(ctx: Ctx, c: Context): Promise<SignedReply> {
     if (!route) {
       throw new ControlError("NOT_FOUND", `Unknown signed endpoint "${type}"; see /openapi.json`);
     }
-    const result = await ctx.store.tx(async (t) => {
-      const tenant = await t.getTenant(tenantName);
-      if (!tenant) throw new ControlError("UNKNOWN_TENANT", `Tenant ${tenantName} not found`);
+    // One transaction per call: authenticate and consume the nonce, then run the handler
+    // under a savepoint. A message the handler refuses (validation, rate limit) or that was
+    // sent to the wrong endpoint stays used: its nonce commits without the handler's changes,
+    // so the same captured message cannot be sent again while it is fresh. A message that
+    // fails authentication changes nothing, and neither does an internal error (the caller may
+    // retry it). On PostgreSQL the nonce insert, the savepoint and the handler's first reads
+    // share one round trip: the nonce's answer is awaited before anything can commit, and a
+    // replay rolls back whatever the handler did.
+    const outcome = await ctx.store.tx(async (t) => {
+      // The tenant and the key the envelope names, in one statement. The kid is not trusted:
+      // it only picks the key the signature must verify with.
+      const found = await t.getTenantAndKey(tenantName, claim.kid ?? "");
+      if (!found) throw new ControlError("UNKNOWN_TENANT", `Tenant ${tenantName} not found`);
+      const { tenant, identity: keyRow } = found;
       let identity: IdentityRow | null = null;
+      let fresh: Promise<boolean> = Promise.resolve(false);
       const payload = await verifyEnvelope(env, {
-        keys: async (kid) => {
-          const row = await t.getIdentityByKid(tenantName, kid);
-          if (!row || row.status !== "active") return undefined;
-          identity = row;
-          return decodeBase64Url(row.publicKey);
+        keys: (kid) => {
+          if (kid !== claim.kid || !keyRow || keyRow.status !== "active") return undefined;
+          identity = keyRow;
+          return decodeBase64Url(keyRow.publicKey);
         },
         audience: CONTROL_AUDIENCE,
         tenant: tenantName,
         now: ctx.now,
         skewSeconds: ctx.skewSeconds,
-        checkNonce: (nonce, exp) => t.insertNonce(tenantName, nonce, exp),
+        checkNonce: (nonce, exp) => {
+          fresh = t.insertNonce(tenantName, nonce, exp);
+          fresh.catch(() => {}); // awaited below, before anything commits
+          return true;
+        },
       });
       const who = identity as unknown as IdentityRow;
-      to = who.name;
-      if (payload.type !== type) {
-        throw new ControlError(
-          "WRONG_TYPE",
-          `Message of type "${payload.type}" sent to the "${type}" endpoint`,
-        );
-      }
-      if (!route.kinds.includes(who.kind)) {
-        throw new ControlError("FORBIDDEN", `${who.kind} identities cannot call "${type}"`);
-      }
-      const body: Obj = {};
-      for (const [k, v] of Object.entries(payload)) if (!CLAIMS.includes(k)) body[k] = v;
       if (ctx.random(new Uint8Array(1))[0] === 0) {
         await t.purgeNonces(tenantName, Math.floor(ctx.now() / 1000) - ctx.skewSeconds - 60);
       }
-      return await route.handler({ ctx, t, tenant, identity: who, body, payload });
+      let refused: ControlError | null = null;
+      if (payload.type !== type) {
+        refused = new ControlError(
+          "WRONG_TYPE",
+          `Message of type "${payload.type}" sent to the "${type}" endpoint`,
+        );
+      } else if (!route.kinds.includes(who.kind)) {
+        refused = new ControlError("FORBIDDEN", `${who.kind} identities cannot call "${type}"`);
+      }
+      let handled: { value: unknown } | { error: unknown } = { value: null };
+      let internal: { error: unknown } | null = null;
+      if (!refused) {
+        const body: Obj = {};
+        for (const [k, v] of Object.entries(payload)) if (!CLAIMS.includes(k)) body[k] = v;
+        try {
+          handled = {
+            value: await t.nested(() =>
+              route.handler({ ctx, t, tenant, identity: who, body, payload })
+            ),
+          };
+        } catch (e) {
+          if (e instanceof ControlError || e instanceof TrustError) handled = { error: e };
+          else internal = { error: e };
+        }
+      }
+      if (!(await fresh)) {
+        throw new TrustError("REPLAYED", `Message nonce ${payload.nonce} was already used`);
+      }
+      to = who.name;
+      inReplyTo = payload.nonce;
+      if (internal) throw internal.error;
+      return { refused, handled };
     });
+    if (outcome.refused) throw outcome.refused;
+    if ("error" in outcome.handled) throw outcome.handled.error;
+    const result = outcome.handled.value;
     if (result instanceof ControlError) throw result;
     return {
       status: 200,
-      body: await signReply(ctx, tenantName, to, claim.nonce, `${type}.result`, { result }),
+      body: await signReply(ctx, tenantName, to, inReplyTo, `${type}.result`, { result }),
     };
   } catch (e) {
     const err = errorFields(e);
@@ -542,7 +595,7 @@ export async function handleSigned(ctx: Ctx, c: Context): Promise<SignedReply> {
     }
     return {
       status: err.status,
-      body: await signReply(ctx, tenantName, to, claim.nonce, "error", {
+      body: await signReply(ctx, tenantName, to, inReplyTo, "error", {
         error: {
           code: err.code,
           message: err.message,
@@ -565,7 +618,10 @@ export async function handleEnroll(ctx: Ctx, c: Context): Promise<SignedReply> {
   const tenantName = c.req.param("tenant") ?? "";
   const env = await readJson(c);
   const claim = claimed(env);
-  let to = claim.iss ?? "unknown";
+  // The signature proves only that the sender holds the key it enrolls (any key): until the
+  // token is redeemed, refusals go to `<tenant>/unknown` and answer no nonce.
+  let to = UNAUTHENTICATED;
+  let inReplyTo: string | null = null;
   try {
     if (env === undefined) {
       throw new TrustError("MALFORMED", "Body is not JSON: send a signed envelope");
@@ -610,6 +666,7 @@ export async function handleEnroll(ctx: Ctx, c: Context): Promise<SignedReply> {
         now: ctx.now(),
       });
       to = identity.name;
+      inReplyTo = payload.nonce;
       return {
         tenant: tenantName,
         name: identity.name,
@@ -621,7 +678,7 @@ export async function handleEnroll(ctx: Ctx, c: Context): Promise<SignedReply> {
     });
     return {
       status: 200,
-      body: await signReply(ctx, tenantName, to, claim.nonce, "enroll.result", { result }),
+      body: await signReply(ctx, tenantName, to, inReplyTo, "enroll.result", { result }),
     };
   } catch (e) {
     const err = errorFields(e);
@@ -636,7 +693,7 @@ export async function handleEnroll(ctx: Ctx, c: Context): Promise<SignedReply> {
     }
     return {
       status: err.status,
-      body: await signReply(ctx, tenantName, to, claim.nonce, "error", {
+      body: await signReply(ctx, tenantName, to, inReplyTo, "error", {
         error: {
           code: err.code,
           message: err.message,

@@ -22,6 +22,7 @@ import type {
   GroupMemberRow,
   HostRow,
   IdentityRow,
+  PendingEvidenceRow,
   PolicyRow,
   RequestFilter,
   RequestRow,
@@ -48,6 +49,8 @@ export type SqlRow = Record<string, unknown>;
 
 /** The little a backend provides: run a statement inside the current transaction. */
 export interface SqlConn {
+  /** Which SQL dialect the connection speaks (for the few dialect-specific migrations). */
+  readonly dialect: "sqlite" | "postgres";
   /** Runs a statement and returns its rows. */
   all(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]>;
   /** Runs a statement and returns the number of changed rows. */
@@ -102,6 +105,8 @@ function identityRow(r: SqlRow): IdentityRow {
     kid: String(r.kid),
     publicKey: String(r.public_key),
     operator: strOrNull(r.operator),
+    environment: strOrNull(r.environment),
+    service: strOrNull(r.service),
     status: r.status as IdentityRow["status"],
     createdAt: num(r.created_at),
     revokedAt: numOrNull(r.revoked_at),
@@ -115,6 +120,8 @@ function enrollmentRow(r: SqlRow): EnrollmentTokenRow {
     name: String(r.name),
     kind: r.kind as EnrollmentTokenRow["kind"],
     operator: strOrNull(r.operator),
+    environment: strOrNull(r.environment),
+    service: strOrNull(r.service),
     createdBy: String(r.created_by),
     createdAt: num(r.created_at),
     expiresAt: num(r.expires_at),
@@ -269,8 +276,53 @@ function page(
 /** The SQL implementation of a transaction. */
 export class SqlTx implements StoreTx {
   readonly #c: SqlConn;
-  constructor(conn: SqlConn) {
+  /** Tenants this transaction recorded pending evidence for (the store chains them). */
+  readonly pendingEvidence: Set<string> = new Set();
+  /** Pending records held in memory until the store chains them before COMMIT. */
+  readonly #held: (PendingEvidenceRow & { tenant: string })[] = [];
+  readonly #hold: boolean;
+  #nextHeld = -1;
+  /** Parsed log states (only when this object is reused across transactions). */
+  readonly evidenceStates?: Map<string, { text: string; state: LedgerState }>;
+
+  /**
+   * @param conn the connection, inside a transaction
+   * @param options `holdEvidence`: keep pending evidence in memory (negative ids) for the store
+   *   to chain before it commits, instead of writing it to `evidence_pending` (SQLite: one
+   *   writer, so the transaction itself is the sequencer)
+   */
+  constructor(conn: SqlConn, options: { holdEvidence?: boolean } = {}) {
     this.#c = conn;
+    this.#hold = options.holdEvidence ?? false;
+    if (this.#hold) this.evidenceStates = new Map();
+  }
+
+  /** Forgets the pending evidence of a transaction that ended (for a reused instance). */
+  reset(): void {
+    this.pendingEvidence.clear();
+    this.#held.length = 0;
+  }
+
+  #depth = 0;
+  async nested<T>(fn: () => Promise<T>): Promise<T> {
+    // One name per depth keeps the statement caches small. The SAVEPOINT is not awaited
+    // before `fn` starts: on PostgreSQL it shares a round trip with fn's first statements.
+    const name = `sp_${++this.#depth}`;
+    const held = [...this.#held]; // held evidence is undone with the rest
+    const opened = this.#c.run(`SAVEPOINT ${name}`);
+    opened.catch(() => {}); // awaited below
+    try {
+      const out = await fn();
+      await opened;
+      return out;
+    } catch (e) {
+      await opened;
+      await this.#c.run(`ROLLBACK TO SAVEPOINT ${name}`);
+      this.#held.splice(0, this.#held.length, ...held);
+      throw e;
+    } finally {
+      this.#depth--;
+    }
   }
 
   async #one(sql: string, params: SqlValue[]): Promise<SqlRow | null> {
@@ -372,7 +424,7 @@ export class SqlTx implements StoreTx {
   // Identities ------------------------------------------------------------------------------
   async insertIdentity(tenant: string, row: IdentityRow): Promise<boolean> {
     const n = await this.#c.run(
-      "INSERT INTO identities (tenant, kid, name, kind, public_key, operator, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO identities (tenant, kid, name, kind, public_key, operator, environment, service, status, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
       [
         tenant,
         row.kid,
@@ -380,6 +432,8 @@ export class SqlTx implements StoreTx {
         row.kind,
         row.publicKey,
         row.operator,
+        row.environment,
+        row.service,
         row.status,
         row.createdAt,
         row.revokedAt,
@@ -393,6 +447,28 @@ export class SqlTx implements StoreTx {
       kid,
     ]);
     return r ? identityRow(r) : null;
+  }
+  async getTenantAndKey(
+    tenant: string,
+    kid: string,
+  ): Promise<{ tenant: TenantRow; identity: IdentityRow | null } | null> {
+    const r = await this.#one(
+      `SELECT i.*, t.name AS t_name, t.created_at AS t_created_at,
+         t.active_policy_hash AS t_active_policy_hash, t.settings AS t_settings
+       FROM tenants t LEFT JOIN identities i ON i.tenant = t.name AND i.kid = ?
+       WHERE t.name = ?`,
+      [kid, tenant],
+    );
+    if (!r) return null;
+    return {
+      tenant: tenantRow({
+        name: r.t_name,
+        created_at: r.t_created_at,
+        active_policy_hash: r.t_active_policy_hash,
+        settings: r.t_settings,
+      }),
+      identity: r.kid === null || r.kid === undefined ? null : identityRow(r),
+    };
   }
   async getActiveIdentity(tenant: string, name: string): Promise<IdentityRow | null> {
     const r = await this.#one(
@@ -422,7 +498,7 @@ export class SqlTx implements StoreTx {
   }
   async insertEnrollmentToken(tenant: string, row: EnrollmentTokenRow): Promise<void> {
     await this.#c.run(
-      "INSERT INTO enrollment_tokens (tenant, id, hash, name, kind, operator, created_by, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO enrollment_tokens (tenant, id, hash, name, kind, operator, environment, service, created_by, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       [
         tenant,
         row.id,
@@ -430,6 +506,8 @@ export class SqlTx implements StoreTx {
         row.name,
         row.kind,
         row.operator,
+        row.environment,
+        row.service,
         row.createdBy,
         row.createdAt,
         row.expiresAt,
@@ -1091,17 +1169,99 @@ export class SqlTx implements StoreTx {
     ]);
     return r ? String(r.state) : null;
   }
-  async appendEvidence(tenant: string, seq: number, line: string, state: string): Promise<void> {
-    await this.#c.run("INSERT INTO evidence (tenant, seq, line) VALUES (?, ?, ?)", [
-      tenant,
-      seq,
-      line,
-    ]);
-    const n = await this.#c.run(
-      "UPDATE evidence_heads SET size = ?, state = ? WHERE tenant = ? AND size = ?",
-      [seq + 1, state, tenant, seq],
+  async insertPendingEvidence(
+    tenant: string,
+    row: Omit<PendingEvidenceRow, "id">,
+  ): Promise<number> {
+    this.pendingEvidence.add(tenant);
+    if (this.#hold) {
+      const id = this.#nextHeld--;
+      this.#held.push({ ...row, id, tenant });
+      return id;
+    }
+    const rows = await this.#c.all(
+      "INSERT INTO evidence_pending (tenant, ts, type, actor, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
+      [tenant, row.ts, row.type, row.actor, row.data],
     );
-    if (n !== 1) throw new Error(`Evidence head of tenant ${tenant} moved during append`);
+    return num(rows[0].id);
+  }
+  async deletePendingEvidence(tenant: string, id: number): Promise<boolean> {
+    if (id < 0) {
+      const i = this.#held.findIndex((r) => r.id === id && r.tenant === tenant);
+      if (i >= 0) this.#held.splice(i, 1);
+      return i >= 0;
+    }
+    const n = await this.#c.run("DELETE FROM evidence_pending WHERE tenant = ? AND id = ?", [
+      tenant,
+      id,
+    ]);
+    return n === 1;
+  }
+  async listPendingEvidence(tenant: string, limit: number): Promise<PendingEvidenceRow[]> {
+    // A holding backend never writes to the table: its transactions chain what they hold.
+    const rows = this.#hold ? [] : await this.#c.all(
+      "SELECT id, ts, type, actor, data FROM evidence_pending WHERE tenant = ? ORDER BY id LIMIT ?",
+      [tenant, limit],
+    );
+    const out: PendingEvidenceRow[] = rows.map((r) => ({
+      id: num(r.id),
+      ts: num(r.ts),
+      type: String(r.type),
+      actor: String(r.actor),
+      data: String(r.data),
+    }));
+    // Records held by this transaction come after every committed one.
+    for (const r of this.#held) {
+      if (out.length >= limit) break;
+      if (r.tenant === tenant) {
+        out.push({ id: r.id, ts: r.ts, type: r.type, actor: r.actor, data: r.data });
+      }
+    }
+    return out;
+  }
+  async chainEvidence(
+    tenant: string,
+    seq: number,
+    lines: string[],
+    state: string,
+    pendingIds: number[],
+  ): Promise<void> {
+    const stored = pendingIds.filter((id) => id > 0);
+    for (const id of pendingIds) {
+      if (id < 0 && !(await this.deletePendingEvidence(tenant, id))) {
+        throw new Error(`Evidence record ${id} of tenant ${tenant} is not held`);
+      }
+    }
+    // Three statements whatever the batch size (the lines and ids travel as one JSON array
+    // each), sent together: PostgreSQL pipelines them in one round trip.
+    const pg = this.#c.dialect === "postgres";
+    const [added, removed, moved] = await Promise.all([
+      lines.length === 1
+        ? this.#c.run("INSERT INTO evidence (tenant, seq, line) VALUES (?, ?, ?)", [
+          tenant,
+          seq,
+          lines[0],
+        ])
+        : this.#c.run(
+          pg
+            ? "INSERT INTO evidence (tenant, seq, line) SELECT ?, ? + x.i - 1, x.l FROM json_array_elements_text(CAST(? AS TEXT)::json) WITH ORDINALITY AS x(l, i)"
+            : "INSERT INTO evidence (tenant, seq, line) SELECT ?, ? + key, value FROM json_each(?)",
+          [tenant, seq, JSON.stringify(lines)],
+        ),
+      stored.length === 0 ? 0 : this.#c.run(
+        pg
+          ? "DELETE FROM evidence_pending WHERE tenant = ? AND id IN (SELECT x::bigint FROM json_array_elements_text(CAST(? AS TEXT)::json) AS x)"
+          : "DELETE FROM evidence_pending WHERE tenant = ? AND id IN (SELECT value FROM json_each(?))",
+        [tenant, JSON.stringify(stored)],
+      ),
+      this.#c.run(
+        "UPDATE evidence_heads SET size = ?, state = ? WHERE tenant = ? AND size = ?",
+        [seq + lines.length, state, tenant, seq],
+      ),
+    ]);
+    if (added !== lines.length || removed !== stored.length || moved !== 1) {
+      throw new Error(`Evidence of tenant ${tenant} was chained by someone else meanwhile`);
+    }
   }
   async readEvidence(tenant: string, fromSeq: number, limit: number): Promise<string[]> {
     const rows = await this.#c.all(
@@ -1129,7 +1289,7 @@ export async function migrate(conn: SqlConn, now: number): Promise<number[]> {
   const applied: number[] = [];
   for (const m of MIGRATIONS) {
     if (done.has(m.version)) continue;
-    for (const s of m.statements) await conn.run(s);
+    for (const s of m.statements) await conn.run(typeof s === "string" ? s : s[conn.dialect]);
     await conn.run("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", [
       m.version,
       m.name,

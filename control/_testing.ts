@@ -12,6 +12,7 @@ import { ControlClient } from "./client.ts";
 import type { ControlNotification } from "./_context.ts";
 import { enrollIdentity, initTenant } from "./tenant.ts";
 import { openSqliteStore } from "./sqlite_store.ts";
+import { flushEvidence } from "./evidence.ts";
 import { openPostgresStore } from "./postgres_store.ts";
 import type { ControlStore } from "./store.ts";
 import { IN_CI, type PgServer, postgresBinDir, startPostgres } from "./_pg_harness_test_util.ts";
@@ -172,6 +173,9 @@ policy "staging" {
 }
 `;
 
+/** The world's hosts. */
+export type Host = "web-1" | "web-2" | "stage-1" | "db-1";
+
 /** A signed-in human. */
 export interface TestUser {
   /** User id. */
@@ -204,10 +208,11 @@ export interface World {
   mcp: ControlClient;
   /** Its key. */
   mcpKey: Ed25519KeyPair;
-  /** Agents `web-1`, `web-2`. */
-  agents: Record<"web-1" | "web-2", ControlClient>;
+  /** Agents `web-1`, `web-2` (production, service api), `stage-1` (staging, api), `db-1`
+   * (production, db): requests must match their targets' labels. */
+  agents: Record<Host, ControlClient>;
   /** Their keys. */
-  agentKeys: Record<"web-1" | "web-2", Ed25519KeyPair>;
+  agentKeys: Record<Host, Ed25519KeyPair>;
   /** A fetch that goes to `app.request()`. */
   fetch: typeof fetch;
   /** Calls the human API. */
@@ -311,7 +316,12 @@ export async function world(
     olga: await add("olga", ["breakglass"]),
   };
   const mcpKey = generateKeyPair();
-  const agentKeys = { "web-1": generateKeyPair(), "web-2": generateKeyPair() };
+  const agentKeys: Record<Host, Ed25519KeyPair> = {
+    "web-1": generateKeyPair(),
+    "web-2": generateKeyPair(),
+    "stage-1": generateKeyPair(),
+    "db-1": generateKeyPair(),
+  };
   await store.tx(async (t) => {
     await enrollIdentity(t, tenant, {
       name: "claude",
@@ -322,17 +332,33 @@ export async function world(
       now: clock.now(),
       via: "test",
     });
-    for (const [name, key] of Object.entries(agentKeys)) {
+    // Hosts and their labels: web-1 and web-2 run api in production; stage-1 runs api in
+    // staging and db-1 runs db in production (requests must match their targets' labels).
+    const hosts: [Host, string, string][] = [
+      ["web-1", "production", "api"],
+      ["web-2", "production", "api"],
+      ["stage-1", "staging", "api"],
+      ["db-1", "production", "db"],
+    ];
+    for (const [name, environment, service] of hosts) {
       await enrollIdentity(t, tenant, {
         name,
         kind: "agent",
-        publicKey: key.publicKey,
+        publicKey: agentKeys[name].publicKey,
         operator: null,
+        environment,
+        service,
         actor: "control",
         now: clock.now(),
         via: "test",
       });
     }
+    // Token approvals are off by default everywhere; the test tenant opts in for staging.
+    const row = (await t.getTenant(tenant))!;
+    await t.setTenantSettings(tenant, {
+      ...row.settings,
+      token_approvals: { ...row.settings.token_approvals, staging: true },
+    });
   });
   const client = (
     o: { name: string; kind: "agent" | "mcp"; key: Ed25519KeyPair; tenant?: string },
@@ -364,6 +390,8 @@ export async function world(
     agents: {
       "web-1": client({ name: "web-1", kind: "agent", key: agentKeys["web-1"] }),
       "web-2": client({ name: "web-2", kind: "agent", key: agentKeys["web-2"] }),
+      "stage-1": client({ name: "stage-1", kind: "agent", key: agentKeys["stage-1"] }),
+      "db-1": client({ name: "db-1", kind: "agent", key: agentKeys["db-1"] }),
     },
     agentKeys,
     fetch: fetchApp,
@@ -371,6 +399,18 @@ export async function world(
     client,
     close: () => db.cleanup(),
   };
+}
+
+/**
+ * Reads a tenant's chained evidence lines, after chaining every pending record.
+ *
+ * @param store the store
+ * @param tenant the tenant
+ * @returns the lines
+ */
+export async function evidenceLines(store: ControlStore, tenant: string): Promise<string[]> {
+  await flushEvidence(store, tenant);
+  return await store.tx((t) => t.readEvidence(tenant, 0, 100_000));
 }
 
 /**
@@ -385,6 +425,5 @@ export async function evidenceOf(
   tenant: string,
   // deno-lint-ignore no-explicit-any
 ): Promise<{ seq: number; type: string; actor: string; data: any }[]> {
-  const lines = await store.tx((t) => t.readEvidence(tenant, 0, 100_000));
-  return lines.map((l) => JSON.parse(l));
+  return (await evidenceLines(store, tenant)).map((l) => JSON.parse(l));
 }

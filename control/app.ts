@@ -586,6 +586,8 @@ export function createControlApp(deps: ControlDeps): Hono {
         kid: i.kid,
         public_key: i.publicKey,
         operator: i.operator,
+        environment: i.environment,
+        service: i.service,
         status: i.status,
         created_at: iso(i.createdAt),
         revoked_at: iso(i.revokedAt),
@@ -608,7 +610,14 @@ export function createControlApp(deps: ControlDeps): Hono {
     return c.json({ revoked: kid });
   });
   app.post(`${T}/enrollment-tokens`, async (c) => {
-    const body = object(await jsonBody(c), ["name", "kind", "operator", "ttl_seconds"]);
+    const body = object(await jsonBody(c), [
+      "name",
+      "kind",
+      "operator",
+      "environment",
+      "service",
+      "ttl_seconds",
+    ]);
     const h = await human(c);
     const out = await store.tx(async (t) => {
       await requireRole(t, h, ["admin"]);
@@ -616,6 +625,8 @@ export function createControlApp(deps: ControlDeps): Hono {
         name: str(body, "name"),
         kind: str(body, "kind") as "agent",
         operator: optStr(body, "operator") ?? null,
+        environment: optStr(body, "environment", { max: 128 }) ?? null,
+        service: optStr(body, "service", { max: 128 }) ?? null,
         createdBy: `user:${h.user.email}`,
         ttlSeconds: optInt(body, "ttl_seconds", 60, 7 * 86_400),
         now: now(),

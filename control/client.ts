@@ -7,7 +7,9 @@
  * envelope signed by the pinned control-plane key, addressed to `<tenant>/<name>`, fresh,
  * not seen before, and echoing the request nonce as `in_reply_to`; anything else — unsigned,
  * forged, replayed, stale, misaddressed — throws a {@link ControlClientError}, never returns
- * data. Signed approvals are verified (signature, binding to the action hash, this host
+ * data. The one other reply accepted is a signed error addressed to `<tenant>/unknown` with
+ * `in_reply_to: null` — the control plane's refusal of a call it could not authenticate — and
+ * it only ever throws (with the server's code, e.g. `UNKNOWN_KEY`). Signed approvals are verified (signature, binding to the action hash, this host
  * among the targets, single use) before they are returned.
  *
  * @example
@@ -58,6 +60,9 @@ export type { ApprovalPayload, ExactAction, SignedApproval };
 
 /** The audience of messages to the control plane. */
 export const CONTROL_AUDIENCE = "infraveil-control";
+
+/** Refusals of calls the control plane could not authenticate go to `<tenant>/unknown`. */
+const UNAUTHENTICATED_AUDIENCE_NAME = "unknown";
 
 /** A machine identity: who signs the calls. */
 export interface ControlIdentity {
@@ -651,14 +656,34 @@ export class ControlClient {
     }
     const text = await res.text();
     let reply: MessagePayload;
-    try {
-      reply = await verifyEnvelope(text, {
+    const verify = (audience: string) =>
+      verifyEnvelope(text, {
         keys: (kid) => (kid === this.#controlKid ? this.#o.controlPublicKey : undefined),
-        audience: this.audience,
+        audience,
         tenant: this.#o.identity.tenant,
         now: this.#o.now,
         checkNonce: this.#seenReplies,
       });
+    try {
+      try {
+        reply = await verify(this.audience);
+      } catch (e) {
+        if (!(e instanceof TrustError && e.code === "WRONG_AUDIENCE")) throw e;
+        // The control plane could not authenticate the call (unknown or revoked key, bad
+        // signature, replay, …): its signed refusal is addressed to `<tenant>/unknown` and
+        // answers no nonce. Only an error is taken from it; it changes nothing here.
+        reply = await verify(`${this.#o.identity.tenant}/${UNAUTHENTICATED_AUDIENCE_NAME}`)
+          .catch(() => {
+            throw e;
+          });
+        const err = (reply.error ?? {}) as { code?: string; message?: string; details?: unknown };
+        if (reply.type !== "error" || reply.in_reply_to !== null || res.ok) throw e;
+        throw new ControlClientError(
+          err.code ?? "BAD_RESPONSE",
+          `The control plane refused ${type} before authenticating it: ${err.message ?? "error"}`,
+          { status: res.status, details: err.details },
+        );
+      }
     } catch (e) {
       if (e instanceof TrustError) {
         throw new ControlClientError(

@@ -4,8 +4,8 @@
  * ```
  * control init --data DIR --tenant NAME --admin EMAIL [--policy FILE] [--database URL] [--public-url URL]
  * control serve --data DIR [--database postgres://…] [--listen 127.0.0.1:8700] [--public-url URL]
- * control enroll --data DIR --tenant T --kind agent|mcp --name NAME --out FILE [--operator EMAIL] [--control-url URL]
- * control enroll-token --data DIR --tenant T --kind agent|mcp --name NAME [--operator EMAIL] [--ttl SECONDS]
+ * control enroll --data DIR --tenant T --kind agent|mcp --name NAME --out FILE [--environment ENV] [--service SVC] [--operator EMAIL] [--control-url URL]
+ * control enroll-token --data DIR --tenant T --kind agent|mcp --name NAME [--environment ENV] [--service SVC] [--operator EMAIL] [--ttl SECONDS]
  * control approve|reject REQUEST --tenant T [--token TOKEN] [--url URL] [--comment TEXT]
  * control evidence export --data DIR --tenant T --out FILE [--database URL]
  * control authority who REQUEST --tenant T [--token TOKEN] [--url URL]
@@ -56,14 +56,18 @@ one-time sign-up link for the admin.`,
 Serves the API on --listen (default 127.0.0.1:8700) until SIGINT/SIGTERM.`,
   enroll:
     `Usage: infraveil control enroll --data DIR --tenant T --kind agent|mcp --name NAME --out FILE
-                                [--operator EMAIL] [--control-url URL] [--database URL]
+                                [--environment ENV] [--service SVC] [--operator EMAIL]
+                                [--control-url URL] [--database URL]
 Generates a key, enrolls it and writes the identity file (0600) the agent or MCP server reads
-(INFRAVEIL_AGENT_FILE). MCP identities need --operator: the human operating them, who can never
-approve their requests.`,
+(INFRAVEIL_AGENT_FILE). Agents need --environment (and may have --service): the labels of the
+host; requests naming the host must carry the same ones. MCP identities need --operator: an
+existing user of the tenant, the human operating them, who can never approve their requests.`,
   "enroll-token":
     `Usage: infraveil control enroll-token --data DIR --tenant T --kind agent|mcp --name NAME
-                                      [--operator EMAIL] [--ttl SECONDS] [--database URL]
-Prints a one-time enrollment token and the control plane's public key to pin.`,
+                                      [--environment ENV] [--service SVC] [--operator EMAIL]
+                                      [--ttl SECONDS] [--database URL]
+Prints a one-time enrollment token and the control plane's public key to pin. Agents need
+--environment (and may have --service); MCP identities need --operator (an existing user).`,
   approve:
     `Usage: infraveil control approve REQUEST --tenant T [--token TOKEN] [--url URL] [--comment TEXT]
 Token from --token or INFRAVEIL_CONTROL_TOKEN; URL from --url, INFRAVEIL_CONTROL_URL or
@@ -259,6 +263,8 @@ async function cmdEnroll(args: string[]): Promise<number> {
     "name",
     "out",
     "operator",
+    "environment",
+    "service",
     "control-url",
     "database",
   ]);
@@ -282,6 +288,8 @@ async function cmdEnroll(args: string[]): Promise<number> {
         kind,
         publicKey: key.publicKey,
         operator: (values.operator as string | undefined) ?? null,
+        environment: (values.environment as string | undefined) ?? null,
+        service: (values.service as string | undefined) ?? null,
         actor: "operator:cli",
         now: Date.now(),
         via: "control enroll",
@@ -317,7 +325,17 @@ async function cmdEnroll(args: string[]): Promise<number> {
 }
 
 async function cmdEnrollToken(args: string[]): Promise<number> {
-  const { values } = flags(args, ["data", "tenant", "kind", "name", "operator", "ttl", "database"]);
+  const { values } = flags(args, [
+    "data",
+    "tenant",
+    "kind",
+    "name",
+    "operator",
+    "environment",
+    "service",
+    "ttl",
+    "database",
+  ]);
   if (values.help) return help("enroll-token");
   const data = need(values, "data");
   const kind = need(values, "kind");
@@ -338,6 +356,8 @@ async function cmdEnrollToken(args: string[]): Promise<number> {
         name: need(values, "name"),
         kind,
         operator: (values.operator as string | undefined) ?? null,
+        environment: (values.environment as string | undefined) ?? null,
+        service: (values.service as string | undefined) ?? null,
         createdBy: "operator:cli",
         ttlSeconds: ttl,
         now: Date.now(),

@@ -3,6 +3,8 @@ import { verifyLedger } from "@infraveil/ledger";
 import { main, serveControl } from "./main.ts";
 import { ControlClient, parseIdentityFile } from "./client.ts";
 import { TEST_POLICY } from "./_testing.ts";
+import { openSqliteStore } from "./sqlite_store.ts";
+import { addUser } from "./tenant.ts";
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const log = console.log;
@@ -96,6 +98,34 @@ Deno.test({
         "dave@acme.test",
         "--out",
         `${dir}/claude.json`,
+      ]);
+      assert.equal(r.code, 2, "the operator must be a user of the tenant");
+      assert.match(r.err, /dave@acme\.test is not a user of tenant acme/);
+      // Dave is added (as the API would), then operates the MCP identity.
+      const db = await openSqliteStore(`${data}/control.db`);
+      await db.tx((t) =>
+        addUser(t, "acme", {
+          email: "dave@acme.test",
+          actor: "test",
+          now: Date.now(),
+          random: (b) => crypto.getRandomValues(b),
+        })
+      );
+      await db.close();
+      r = await run([
+        "enroll",
+        "--data",
+        data,
+        "--tenant",
+        "acme",
+        "--kind",
+        "mcp",
+        "--name",
+        "claude",
+        "--operator",
+        "Dave@ACME.test",
+        "--out",
+        `${dir}/claude.json`,
         "--control-url",
         "http://x",
       ]);
@@ -118,6 +148,41 @@ Deno.test({
         `${dir}/claude.json`,
       ]);
       assert.equal(r.code, 2, "never overwrites an identity file");
+      for (const [name, environment] of [["web-1", "production"], ["stage-1", "staging"]]) {
+        r = await run([
+          "enroll",
+          "--data",
+          data,
+          "--tenant",
+          "acme",
+          "--kind",
+          "agent",
+          "--name",
+          name,
+          "--out",
+          `${dir}/${name}.json`,
+        ]);
+        assert.equal(r.code, 2, "an agent needs --environment");
+        assert.match(r.err, /--environment/);
+        r = await run([
+          "enroll",
+          "--data",
+          data,
+          "--tenant",
+          "acme",
+          "--kind",
+          "agent",
+          "--name",
+          name,
+          "--environment",
+          environment,
+          "--service",
+          "api",
+          "--out",
+          `${dir}/${name}.json`,
+        ]);
+        assert.equal(r.code, 0, r.err);
+      }
       r = await run([
         "enroll-token",
         "--data",
@@ -128,6 +193,8 @@ Deno.test({
         "agent",
         "--name",
         "web-2",
+        "--environment",
+        "production",
       ]);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /token: +ive_[0-9a-f]{16}\./);
@@ -176,7 +243,7 @@ Deno.test({
       const staging = await client.requestDeploy({
         environment: "staging",
         service: "api",
-        targets: ["web-1"],
+        targets: ["stage-1"],
         files: ["a.ts"],
       });
       r = await run([
@@ -220,6 +287,25 @@ Deno.test({
         url,
       ]);
       assert.equal(r.code, 0, r.err);
+      r = await run([
+        "approve",
+        staging.request_id,
+        "--tenant",
+        "acme",
+        "--token",
+        admin,
+        "--url",
+        url,
+      ]);
+      assert.equal(r.code, 1, "token approvals are off for every environment by default");
+      assert.match(r.err, /PROOF_REQUIRED/);
+      // The tenant opts in for staging (PUT /v1/t/{tenant}/settings, admin only).
+      const opt = await fetch(`${url}/v1/t/acme/settings`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: JSON.stringify({ token_approvals: { staging: true } }),
+      });
+      assert.equal(opt.status, 200, await opt.text());
       r = await run([
         "approve",
         staging.request_id,

@@ -42,7 +42,14 @@ export * from "./error.ts";
 export * from "./store.ts";
 export { openSqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
 export { openPostgresStore, type PostgresStoreOptions } from "./postgres_store.ts";
-export { appendEvidence, evidenceHead, type EvidenceInput, exportEvidence } from "./evidence.ts";
+export {
+  appendEvidence,
+  evidenceHead,
+  type EvidenceInput,
+  exportEvidence,
+  flushEvidence,
+  sequenceEvidence,
+} from "./evidence.ts";
 export {
   type ApprovalTarget,
   type Approver,

@@ -1,8 +1,11 @@
 /**
  * The scale-out backend: PostgreSQL through `npm:postgres`. Several control-plane instances
  * may share one database: row locks (`SELECT … FOR UPDATE`) serialize changes to one request
- * and to a tenant's evidence head, unique constraints make nonces, votes and folds race-free,
- * and single-use claims are atomic `UPDATE … WHERE used_at IS NULL … RETURNING`.
+ * and the evidence sequencer's runs for one tenant, unique constraints make nonces, votes and
+ * folds race-free, and single-use claims are atomic `UPDATE … WHERE used_at IS NULL …
+ * RETURNING`. Evidence is recorded as pending rows in the transaction of the change and chained
+ * by a background sequencer after the commit (see `evidence.ts`), so one tenant's transactions
+ * never wait for each other's commits.
  *
  * Migrations run under a transaction-scoped advisory lock, so instances starting together
  * apply each version once. Transactions that hit a deadlock or a serialization failure are
@@ -21,6 +24,7 @@ import {
   type SqlValue,
 } from "./_sql_store.ts";
 import { ControlError } from "./error.ts";
+import { EvidenceSequencer } from "./_sequencer.ts";
 
 /** Options of {@link openPostgresStore}. */
 export interface PostgresStoreOptions {
@@ -28,6 +32,12 @@ export interface PostgresStoreOptions {
   now?: () => number;
   /** Connection pool size (default 10). */
   max?: number;
+  /**
+   * How long the background evidence sequencer waits after a commit before it chains the
+   * tenant's pending evidence, so one run chains the records of many commits (default 50 ms).
+   * Reads of the log never wait: they chain first.
+   */
+  evidenceDelayMs?: number;
 }
 
 const MIGRATION_LOCK = 727_274_001;
@@ -39,6 +49,7 @@ function placeholders(sql: string): string {
 }
 
 class PgConn implements SqlConn {
+  readonly dialect = "postgres";
   readonly #q: Sql | postgres.TransactionSql<Record<string, never>>;
   readonly #cache: Map<string, string>;
   constructor(q: Sql | postgres.TransactionSql<Record<string, never>>, cache: Map<string, string>) {
@@ -80,7 +91,7 @@ export async function openPostgresStore(
   url: string,
   options: PostgresStoreOptions = {},
 ): Promise<ControlStore> {
-  const { now = Date.now, max = 10 } = options;
+  const { now = Date.now, max = 10, evidenceDelayMs = 50 } = options;
   const sql: Sql = postgres(url, {
     max,
     onnotice: () => {},
@@ -110,19 +121,29 @@ export async function openPostgresStore(
 
   async function tx<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
     for (let attempt = 1;; attempt++) {
+      const t = { current: null as SqlTx | null };
       try {
-        return await sql.begin((q) => fn(new SqlTx(new PgConn(q as never, cache)))) as T;
+        const out = await sql.begin((q) => {
+          t.current = new SqlTx(new PgConn(q as never, cache));
+          return fn(t.current);
+        }) as T;
+        for (const tenant of t.current!.pendingEvidence) sequencer.kick(tenant);
+        return out;
       } catch (e) {
         if (attempt < 3 && retryable(e)) continue;
         throw e;
       }
     }
   }
+  const sequencer = new EvidenceSequencer({ tx }, evidenceDelayMs);
 
   return {
     backend: "postgres",
     tx,
     migrations: () => appliedMigrations(new PgConn(sql, cache)),
-    close: () => sql.end({ timeout: 5 }),
+    close: async () => {
+      await sequencer.close();
+      await sql.end({ timeout: 5 });
+    },
   };
 }

@@ -11,6 +11,8 @@ import { authScenarios } from "./_scenario_auth.ts";
 import { governanceScenarios } from "./_scenario_governance.ts";
 import { fleetScenarios } from "./_scenario_fleet.ts";
 import { multiInstanceScenarios, storeScenarios } from "./_scenario_store.ts";
+import { securityScenarios } from "./_scenario_security.ts";
+import { evidenceScenarios } from "./_scenario_evidence.ts";
 
 if (postgresBackend.unavailable) {
   console.error(`%cSKIP postgres: ${postgresBackend.unavailable}`, "color: yellow");
@@ -22,6 +24,8 @@ authScenarios(postgresBackend);
 governanceScenarios(postgresBackend);
 fleetScenarios(postgresBackend);
 multiInstanceScenarios(postgresBackend);
+securityScenarios(postgresBackend);
+evidenceScenarios(postgresBackend);
 
 Deno.test({
   name: "[postgres] stop the test server",

@@ -4,7 +4,9 @@
  * SQLite has one writer at a time, and `node:sqlite` is synchronous while our transactions
  * are async, so this backend runs transactions one after another through a queue; inside a
  * transaction no other statement can interleave. WAL journal, `synchronous=FULL` (a commit is
- * on disk before it is acknowledged), foreign keys off (the schema has none).
+ * on disk before it is acknowledged), foreign keys off (the schema has none). With one writer,
+ * each transaction is its own evidence sequencer: it chains the evidence it recorded just
+ * before it commits, so nothing is ever left pending (see `evidence.ts`).
  *
  * @module
  */
@@ -19,6 +21,7 @@ import {
   type SqlValue,
 } from "./_sql_store.ts";
 import { ControlError } from "./error.ts";
+import { SEQUENCE_BATCH, sequenceEvidence } from "./evidence.ts";
 
 /** Options of {@link openSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -29,6 +32,7 @@ export interface SqliteStoreOptions {
 }
 
 class SqliteConn implements SqlConn {
+  readonly dialect = "sqlite";
   readonly #db: DatabaseSync;
   readonly #cache = new Map<string, StatementSync>();
   constructor(db: DatabaseSync) {
@@ -73,20 +77,29 @@ export async function openSqliteStore(
     throw new ControlError("STORE", `Cannot open SQLite database ${path}: ${cause}`, { cause });
   }
   const conn = new SqliteConn(db);
-  const tx = new SqlTx(conn);
+  // One writer: each transaction chains its own evidence before it commits (no pending rows).
+  const tx = new SqlTx(conn, { holdEvidence: true });
   let queue: Promise<unknown> = Promise.resolve();
   let closed = false;
 
   async function run<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
     if (closed) throw new ControlError("STORE", "The store is closed");
+    tx.reset();
     db.exec("BEGIN IMMEDIATE");
     try {
       const out = await fn(tx);
+      for (const tenant of tx.pendingEvidence) {
+        while ((await sequenceEvidence(tx, tenant)) === SEQUENCE_BATCH) {
+          // more to chain
+        }
+      }
       db.exec("COMMIT");
       return out;
     } catch (e) {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw e;
+    } finally {
+      tx.reset();
     }
   }
 

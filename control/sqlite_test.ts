@@ -15,3 +15,7 @@ import { fleetScenarios } from "./_scenario_fleet.ts";
 fleetScenarios(sqliteBackend);
 import { storeScenarios } from "./_scenario_store.ts";
 storeScenarios(sqliteBackend);
+import { securityScenarios } from "./_scenario_security.ts";
+securityScenarios(sqliteBackend);
+import { evidenceScenarios } from "./_scenario_evidence.ts";
+evidenceScenarios(sqliteBackend);

@@ -9,12 +9,16 @@
  *
  * @module
  */
+import type { LedgerState } from "@infraveil/ledger";
 
 /** A tenant's settings; see docs/control.md for what each one does. */
 export interface TenantSettings {
   /** Per environment: may a personal API token (no passkey proof) approve? */
   token_approvals: Record<string, boolean>;
-  /** Default for environments not listed (production and policy activation default to false). */
+  /**
+   * Default for environments not listed (false: token approvals are off everywhere until the
+   * tenant opts in per environment; policy activation always needs its own `policy` entry).
+   */
   token_approvals_default: boolean;
   /** Distinct human approvals needed to activate a new policy version. */
   policy_activation_approvals: number;
@@ -43,7 +47,7 @@ export interface TenantSettings {
 /** The settings of a new tenant. */
 export const DEFAULT_SETTINGS: Readonly<TenantSettings> = Object.freeze({
   token_approvals: {},
-  token_approvals_default: true,
+  token_approvals_default: false,
   policy_activation_approvals: 1,
   request_ttl_seconds: 86_400,
   approval_ttl_seconds: 3_600,
@@ -120,6 +124,13 @@ export interface IdentityRow {
   publicKey: string;
   /** For MCP identities: the email of the human operating it. */
   operator: string | null;
+  /**
+   * For agents: the environment the host was enrolled in (requests naming the host must be for
+   * it). Null for MCP identities and for agents enrolled before it was recorded.
+   */
+  environment: string | null;
+  /** For agents: the service the host was enrolled for, if any. */
+  service: string | null;
   /** `active`; `rotated` or `revoked` keys are refused. */
   status: "active" | "revoked" | "rotated";
   /** Enrollment time, ms. */
@@ -140,6 +151,10 @@ export interface EnrollmentTokenRow {
   kind: IdentityKind;
   /** Operator recorded for an MCP identity. */
   operator: string | null;
+  /** Environment recorded for an agent. */
+  environment: string | null;
+  /** Service recorded for an agent. */
+  service: string | null;
   /** Who created it. */
   createdBy: string;
   /** Creation time, ms. */
@@ -349,8 +364,8 @@ export interface BreakGlassRow {
   holder: string;
   /** Why. */
   justification: string;
-  /** What it covers. */
-  scope: { actions: string[]; services: string[] };
+  /** What it covers (`environments` absent: a session opened before it existed, any). */
+  scope: { actions: string[]; services: string[]; environments?: string[] };
   /** Opened, ms. */
   openedAt: number;
   /** Ends, ms. */
@@ -485,6 +500,20 @@ export interface SpanFilter extends PageQuery {
   nameContains?: string;
 }
 
+/** An evidence record written with the change it records, not yet chained. */
+export interface PendingEvidenceRow {
+  /** Insertion order: grows with every insert. */
+  id: number;
+  /** When the change happened, ms. */
+  ts: number;
+  /** What happened, e.g. `request.decision`. */
+  type: string;
+  /** Who did it. */
+  actor: string;
+  /** Details, as JSON text. */
+  data: string;
+}
+
 /** Filters of a finding query. */
 export interface FindingFilter extends PageQuery {
   /** Only this host. */
@@ -501,6 +530,12 @@ export interface FindingFilter extends PageQuery {
  * One transaction. Every method but `getTenant` takes the tenant first.
  */
 export interface StoreTx {
+  /**
+   * Runs `fn` under a savepoint: when it throws, its changes are undone and the error is
+   * rethrown, while the transaction's earlier changes stay and can still commit.
+   */
+  nested<T>(fn: () => Promise<T>): Promise<T>;
+
   // Tenants ---------------------------------------------------------------------------------
   /** Looks a tenant up by name: the one method without a tenant parameter. */
   getTenant(name: string): Promise<TenantRow | null>;
@@ -534,6 +569,14 @@ export interface StoreTx {
   insertIdentity(tenant: string, row: IdentityRow): Promise<boolean>;
   /** An identity key by key id (any status). */
   getIdentityByKid(tenant: string, kid: string): Promise<IdentityRow | null>;
+  /**
+   * A tenant and one of its identity keys (any status; null when the kid is unknown) in one
+   * statement: what every signed call looks up first. Null when the tenant does not exist.
+   */
+  getTenantAndKey(
+    tenant: string,
+    kid: string,
+  ): Promise<{ tenant: TenantRow; identity: IdentityRow | null } | null>;
   /** The active key of an identity name. */
   getActiveIdentity(tenant: string, name: string): Promise<IdentityRow | null>;
   /** All identity keys of the tenant. */
@@ -551,7 +594,10 @@ export interface StoreTx {
   claimEnrollmentToken(tenant: string, id: string, now: number): Promise<EnrollmentTokenRow | null>;
 
   // Replay protection and rate limits -----------------------------------------------------------
-  /** Records a nonce; false when the tenant has seen it (unique constraint). */
+  /**
+   * Records a nonce; false when the tenant has seen it with this `exp` (unique key: a replay
+   * repeats the signed message, its `exp` included).
+   */
   insertNonce(tenant: string, nonce: string, exp: number): Promise<boolean>;
   /** Forgets nonces whose `exp` is before `before` (seconds). */
   purgeNonces(tenant: string, before: number): Promise<number>;
@@ -696,11 +742,34 @@ export interface StoreTx {
   latestAnchor(tenant: string, host: string): Promise<AnchorRow | null>;
 
   // Evidence ------------------------------------------------------------------------------------
+  /**
+   * Records one evidence record, to be chained later by the sequencer (see `evidence.ts`);
+   * returns its id.
+   */
+  insertPendingEvidence(tenant: string, row: Omit<PendingEvidenceRow, "id">): Promise<number>;
+  /** Deletes a pending record this transaction wrote; false when there is none. */
+  deletePendingEvidence(tenant: string, id: number): Promise<boolean>;
+  /** The oldest pending evidence records, in insertion order. */
+  listPendingEvidence(tenant: string, limit: number): Promise<PendingEvidenceRow[]>;
   /** The tenant's evidence log state (ledger `LedgerStateJson` text), locked until commit. */
   lockEvidenceHead(tenant: string): Promise<string | null>;
-  /** Appends one line and saves the new state; `seq` must be the next one. */
-  appendEvidence(tenant: string, seq: number, line: string, state: string): Promise<void>;
-  /** Lines from `fromSeq` on, in order. */
+  /**
+   * Where a backend that reuses one transaction object (SQLite) keeps the last parsed log
+   * state per tenant, keyed by its text, so an unchanged head is not parsed again.
+   */
+  readonly evidenceStates?: Map<string, { text: string; state: LedgerState }>;
+  /**
+   * Appends chained lines from `seq` on (which must be the log's size), saves the new state and
+   * deletes the pending records they were made from (`pendingIds`), all or nothing.
+   */
+  chainEvidence(
+    tenant: string,
+    seq: number,
+    lines: string[],
+    state: string,
+    pendingIds: number[],
+  ): Promise<void>;
+  /** Chained lines from `fromSeq` on, in order. */
   readEvidence(tenant: string, fromSeq: number, limit: number): Promise<string[]>;
 }
 

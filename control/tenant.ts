@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { canonicalJson, decodeBase64Url, encodeBase64Url, keyId } from "@infraveil/trust";
+import {
+  canonicalJson,
+  decodeBase64Url,
+  encodeBase64Url,
+  isValidEd25519PublicKey,
+  keyId,
+} from "@infraveil/trust";
 import { policyHash } from "@infraveil/policy";
 import { appendEvidence } from "./evidence.ts";
 import { ControlError } from "./error.ts";
@@ -32,6 +38,19 @@ policy "production" {
 const TENANT_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const EMAIL_RE = /^[^\s@]{1,128}@[^\s@]{1,128}$/;
 const IDENTITY_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** The audience of signed error replies to callers that could not be authenticated. */
+const RESERVED_IDENTITY = "unknown";
+
+/**
+ * The canonical form of an email: lowercase, so matching (operators, duplicates) never
+ * depends on how someone typed it.
+ *
+ * @param email the email as given
+ * @returns the email, lowercased
+ */
+export function canonicalEmail(email: string): string {
+  return email.toLowerCase();
+}
 
 /** Options of {@link initTenant}. */
 export interface InitTenantOptions {
@@ -158,8 +177,11 @@ export async function addUser(
     signupTtlSeconds?: number;
   },
 ): Promise<{ user: UserRow; signupToken: string }> {
-  const { email, roles = [], actor, now, random, signupTtlSeconds = 7 * 86_400 } = options;
-  if (!EMAIL_RE.test(email)) throw new ControlError("BAD_REQUEST", `Invalid email "${email}"`);
+  const { roles = [], actor, now, random, signupTtlSeconds = 7 * 86_400 } = options;
+  if (!EMAIL_RE.test(options.email)) {
+    throw new ControlError("BAD_REQUEST", `Invalid email "${options.email}"`);
+  }
+  const email = canonicalEmail(options.email);
   const user: UserRow = {
     id: newId("usr", random),
     email,
@@ -295,6 +317,12 @@ export function checkIdentity(name: string, kind: string, operator: string | nul
   if (kind !== "agent" && kind !== "mcp") {
     throw new ControlError("BAD_REQUEST", `Invalid identity kind "${kind}": "agent" or "mcp"`);
   }
+  if (name === RESERVED_IDENTITY) {
+    throw new ControlError(
+      "BAD_REQUEST",
+      `Invalid identity name "${name}": reserved (replies to unauthenticated calls go to <tenant>/${RESERVED_IDENTITY})`,
+    );
+  }
   if (kind === "mcp" && (operator === null || !EMAIL_RE.test(operator))) {
     throw new ControlError(
       "BAD_REQUEST",
@@ -303,14 +331,100 @@ export function checkIdentity(name: string, kind: string, operator: string | nul
   }
 }
 
+const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** The environment and service a host is enrolled with. */
+export interface HostLabels {
+  /** The environment (required for agents, absent for MCP identities). */
+  environment?: string | null;
+  /** The service (optional for agents, absent for MCP identities). */
+  service?: string | null;
+}
+
+/**
+ * Checks the labels of an identity: an agent needs an environment and may have a service; an
+ * MCP identity has neither.
+ *
+ * @param name the identity name
+ * @param kind the kind
+ * @param labels environment and service
+ * @returns the labels, null where absent
+ * @throws {ControlError} `BAD_REQUEST` naming the label and how to fix it
+ */
+export function checkHostLabels(
+  name: string,
+  kind: string,
+  labels: HostLabels,
+): { environment: string | null; service: string | null } {
+  const environment = labels.environment ?? null;
+  const service = labels.service ?? null;
+  if (kind !== "agent") {
+    if (environment !== null || service !== null) {
+      throw new ControlError(
+        "BAD_REQUEST",
+        `${kind} identity ${name} takes no --environment or --service: only hosts (agents) are labelled`,
+        { details: { field: environment !== null ? "environment" : "service" } },
+      );
+    }
+    return { environment, service };
+  }
+  if (environment === null) {
+    throw new ControlError(
+      "BAD_REQUEST",
+      `Agent identity ${name} needs --environment ENV (the "environment" field): the environment the host runs in, as the policy names it (e.g. production); requests naming the host must be for it`,
+      { details: { field: "environment" } },
+    );
+  }
+  for (const [field, v] of [["environment", environment], ["service", service]] as const) {
+    if (v !== null && !LABEL_RE.test(v)) {
+      throw new ControlError(
+        "BAD_REQUEST",
+        `Invalid ${field} "${v}" for agent ${name}: use 1–128 letters, digits, '.', '_' or '-'`,
+        { details: { field } },
+      );
+    }
+  }
+  return { environment, service };
+}
+
+/**
+ * Resolves an MCP identity's operator to an existing user of the tenant, ignoring case.
+ *
+ * @param t the transaction
+ * @param tenant the tenant
+ * @param operator the operator email as given
+ * @returns the user's email as stored
+ * @throws {ControlError} `BAD_REQUEST` when no user has that email
+ */
+export async function resolveOperator(
+  t: StoreTx,
+  tenant: string,
+  operator: string,
+): Promise<string> {
+  const wanted = canonicalEmail(operator);
+  const user = await t.getUserByEmail(tenant, wanted) ??
+    (await t.loadAuthority(tenant)).users.find((u) => canonicalEmail(u.email) === wanted);
+  if (!user) {
+    throw new ControlError(
+      "BAD_REQUEST",
+      `Operator ${operator} is not a user of tenant ${tenant}: add them first (POST /v1/t/${tenant}/users), so that they can never approve this identity's requests`,
+      { details: { field: "operator" } },
+    );
+  }
+  return canonicalEmail(user.email);
+}
+
 /**
  * Enrolls a machine identity's public key (by an operator on the control plane's host, or
  * after an enrollment token was checked).
  *
  * @param t the transaction
  * @param tenant the tenant
- * @param options name, kind, key, operator, actor, clock
+ * @param options name, kind, key, operator (an existing user, for MCP identities), labels
+ *   (environment required for agents), actor, clock
  * @returns the identity row
+ * @throws {ControlError} `BAD_REQUEST` for a bad name, label, operator or key (a key that is
+ *   not a valid Ed25519 point or is of small order is refused), `CONFLICT` when enrolled
  */
 export async function enrollIdentity(
   t: StoreTx,
@@ -320,22 +434,32 @@ export async function enrollIdentity(
     kind: IdentityKind;
     publicKey: Uint8Array;
     operator: string | null;
+    environment?: string | null;
+    service?: string | null;
     actor: string;
     now: number;
     via: string;
   },
 ): Promise<IdentityRow> {
-  const { name, kind, publicKey, operator, actor, now, via } = options;
-  checkIdentity(name, kind, operator);
-  if (publicKey.length !== 32) {
-    throw new ControlError("BAD_REQUEST", "An Ed25519 public key is 32 bytes");
+  const { name, kind, publicKey, actor, now, via } = options;
+  checkIdentity(name, kind, options.operator);
+  const labels = checkHostLabels(name, kind, options);
+  if (!isValidEd25519PublicKey(publicKey)) {
+    throw new ControlError(
+      "BAD_REQUEST",
+      `Cannot enroll ${kind} ${name}: the public key is not a valid Ed25519 public key (32 bytes, a canonical curve point, not small-order; a small-order key would let anyone forge its signatures). Generate a new key`,
+      { details: { field: "public" } },
+    );
   }
+  const operator = kind === "mcp" ? await resolveOperator(t, tenant, options.operator!) : null;
   const row: IdentityRow = {
     name,
     kind,
     kid: keyId(publicKey),
     publicKey: encodeBase64Url(publicKey),
-    operator: kind === "mcp" ? operator : null,
+    operator,
+    environment: labels.environment,
+    service: labels.service,
     status: "active",
     createdAt: now,
     revokedAt: null,
@@ -349,7 +473,15 @@ export async function enrollIdentity(
   await appendEvidence(t, tenant, {
     type: "identity.enroll",
     actor,
-    data: { name, kind, kid: row.kid, operator: row.operator, via },
+    data: {
+      name,
+      kind,
+      kid: row.kid,
+      operator: row.operator,
+      environment: row.environment,
+      service: row.service,
+      via,
+    },
   }, now);
   return row;
 }
@@ -359,7 +491,8 @@ export async function enrollIdentity(
  *
  * @param t the transaction
  * @param tenant the tenant
- * @param options name, kind, operator, creator, lifetime, clock, randomness
+ * @param options name, kind, operator (an existing user, for MCP identities), labels
+ *   (environment required for agents), creator, lifetime, clock, randomness
  * @returns the token text (shown once)
  */
 export async function createEnrollmentToken(
@@ -369,14 +502,18 @@ export async function createEnrollmentToken(
     name: string;
     kind: IdentityKind;
     operator: string | null;
+    environment?: string | null;
+    service?: string | null;
     createdBy: string;
     ttlSeconds?: number;
     now: number;
     random: Random;
   },
 ): Promise<{ token: string; expiresAt: number }> {
-  const { name, kind, operator, createdBy, ttlSeconds = 3600, now, random } = options;
-  checkIdentity(name, kind, operator);
+  const { name, kind, createdBy, ttlSeconds = 3600, now, random } = options;
+  checkIdentity(name, kind, options.operator);
+  const labels = checkHostLabels(name, kind, options);
+  const operator = kind === "mcp" ? await resolveOperator(t, tenant, options.operator!) : null;
   const tok = newToken("ive", random);
   const expiresAt = now + ttlSeconds * 1000;
   await t.insertEnrollmentToken(tenant, {
@@ -384,7 +521,9 @@ export async function createEnrollmentToken(
     hash: tok.hash,
     name,
     kind,
-    operator: kind === "mcp" ? operator : null,
+    operator,
+    environment: labels.environment,
+    service: labels.service,
     createdBy,
     createdAt: now,
     expiresAt,
@@ -393,7 +532,14 @@ export async function createEnrollmentToken(
   await appendEvidence(t, tenant, {
     type: "identity.enrollment_token",
     actor: createdBy,
-    data: { name, kind, token_id: tok.id, expires_at: new Date(expiresAt).toISOString() },
+    data: {
+      name,
+      kind,
+      token_id: tok.id,
+      environment: labels.environment,
+      service: labels.service,
+      expires_at: new Date(expiresAt).toISOString(),
+    },
   }, now);
   return { token: tok.token, expiresAt };
 }
@@ -431,6 +577,8 @@ export async function redeemEnrollmentToken(
     kind: row.kind,
     publicKey: options.publicKey,
     operator: row.operator,
+    environment: row.environment,
+    service: row.service,
     actor: `${row.kind}:${row.name}`,
     now: options.now,
     via: `enrollment-token:${row.id}`,
@@ -472,19 +620,27 @@ export function rotationProofMessage(
   return new TextEncoder().encode("infraveil-rotate/v1\n" + canonicalJson(fields));
 }
 
-/** Decodes a base64url public key field. */
+/**
+ * Decodes a base64url public key field, refusing anything but a valid Ed25519 public key (a
+ * canonical curve point that is not small-order).
+ *
+ * @param text the field's value
+ * @param field the field's name, for the message
+ * @returns the raw key
+ * @throws {ControlError} `BAD_REQUEST` naming the field
+ */
 export function decodePublicKey(text: unknown, field: string): Uint8Array {
   try {
     if (typeof text === "string") {
       const b = decodeBase64Url(text);
-      if (b.length === 32) return b;
+      if (isValidEd25519PublicKey(b)) return b;
     }
   } catch {
     // fall through
   }
   throw new ControlError(
     "BAD_REQUEST",
-    `Invalid field "${field}": a base64url 32-byte Ed25519 public key`,
+    `Invalid field "${field}": a base64url 32-byte Ed25519 public key (a canonical curve point, not small-order); generate a new key`,
     {
       details: { field },
     },

@@ -114,7 +114,14 @@ export async function startWorld(): Promise<World> {
   const enroll = async (name: string, kind: "agent" | "mcp", key: Ed25519KeyPair) => {
     const tok = await post(
       `/v1/t/${tenant}/enrollment-tokens`,
-      { name, kind, ...(kind === "mcp" ? { operator: "admin@example.com" } : {}) },
+      {
+        name,
+        kind,
+        // An MCP identity's operator is an existing user; a host carries its labels.
+        ...(kind === "mcp"
+          ? { operator: "admin@example.com" }
+          : { environment: "production", service: "checkout" }),
+      },
       adminToken,
     );
     if (tok.status !== 201) throw new Error(`enrollment token failed: ${JSON.stringify(tok.json)}`);

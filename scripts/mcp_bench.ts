@@ -92,7 +92,7 @@ async function enroll(name: string, kind: "agent" | "mcp"): Promise<Ed25519KeyPa
   const { token } = await post(`/v1/t/${tenant}/enrollment-tokens`, {
     name,
     kind,
-    ...(kind === "mcp" ? { operator: "admin@example.com" } : {}),
+    ...(kind === "mcp" ? { operator: "admin@example.com" } : { environment: "production" }),
   }, admin);
   await enrollWithToken({
     baseUrl: url,

@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { chromium } from "npm:playwright-core@1.65.1";
 import type { BrowserContext, CDPSession, Page } from "npm:playwright-core@1.65.1";
 import { generateKeyPair } from "@infraveil/trust";
-import { enrollIdentity, initTenant, openSqliteStore } from "@infraveil/control";
+import { addUser, enrollIdentity, initTenant, openSqliteStore } from "@infraveil/control";
 import { ControlClient } from "@infraveil/control/client";
 import { createControlPlane, memoryPasskeyStore } from "@infraveil/control/dashboard";
 import { IN_CI, projectPath } from "./_harness.ts";
@@ -136,6 +136,13 @@ Deno.test({
     const agentKey = generateKeyPair();
     await store.tx(async (tx) => {
       await tx.assignRole("acme", { subjectKind: "user", subject: adminId, role: "breakglass" });
+      // The MCP identity's operator must be a user of the tenant.
+      await addUser(tx, "acme", {
+        email: "ops@acme.test",
+        actor: "control",
+        now: Date.now(),
+        random: (b) => crypto.getRandomValues(b),
+      });
       await enrollIdentity(tx, "acme", {
         name: "claude",
         kind: "mcp",
@@ -150,6 +157,8 @@ Deno.test({
         kind: "agent",
         publicKey: agentKey.publicKey,
         operator: null,
+        environment: "production",
+        service: "api",
         actor: "control",
         now: Date.now(),
         via: "test",
