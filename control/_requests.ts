@@ -23,7 +23,7 @@ import {
 } from "./approval.ts";
 import { AuthorityGraph, type PathStep } from "./authority.ts";
 import { activePolicy, compiledPolicy, compileText, type Ctx, iso } from "./_context.ts";
-import { appendEvidence, withdrawEvidence } from "./evidence.ts";
+import { appendEvidence, evidenceRecord } from "./evidence.ts";
 import { ControlError } from "./error.ts";
 import { newId, newNonce } from "./_ids.ts";
 import { NAME_HINT, NAME_RE, type Obj, object, optStr, optStrArray } from "./_validate.ts";
@@ -453,11 +453,11 @@ export async function createRequest(
     updatedAt: now,
     expiresAt: now + tenant.settings.request_ttl_seconds * 1000,
   };
-  // The decision's evidence goes out with the insert, in one round trip; it is taken back in
-  // the rare case a concurrent identical request won the fold race.
-  const [inserted, evidenceId] = await Promise.all([
-    t.insertRequest(tenant.name, row),
-    appendEvidence(t, tenant.name, {
+  // The decision's evidence is recorded only if the row goes in (one statement on PostgreSQL).
+  const inserted = await t.insertRequestWithEvidence(
+    tenant.name,
+    row,
+    evidenceRecord({
       type: "request.decision",
       actor: requester.actor,
       data: {
@@ -472,9 +472,9 @@ export async function createRequest(
         operator: requester.operator,
       },
     }, now),
-  ]);
+  );
   if (!inserted) {
-    await withdrawEvidence(t, tenant.name, evidenceId);
+    // A concurrent identical request won the fold race.
     const existing = await t.getPendingRequest(tenant.name, hash);
     const again = existing && await foldInto(ctx, t, tenant, existing, requester, now);
     if (again) return again;

@@ -1,13 +1,14 @@
 /**
- * Scenarios for the evidence log's two steps: records written with their change, chained by
- * one sequencer (in the transaction on SQLite, in the background on PostgreSQL), and every
- * read chaining first.
+ * Scenarios for the evidence log's two steps (records written with their change, chained by
+ * one sequencer: in the transaction on SQLite, in the background on PostgreSQL; every read
+ * chaining first) and for the other per-request bookkeeping: nonces and rate-limit counts.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { LedgerError, verifyLedger } from "@infraveil/ledger";
-import { appendEvidence, evidenceHead, withdrawEvidence } from "./evidence.ts";
+import { appendEvidence, evidenceHead } from "./evidence.ts";
+import type { RequestRow } from "./store.ts";
 import { type Backend, evidenceLines, evidenceOf, scenario, world } from "./_testing.ts";
 
 async function verifies(lines: string[]): Promise<void> {
@@ -52,6 +53,61 @@ export function evidenceScenarios(b: Backend): void {
         assert.deepEqual(decided, created.map((r) => r.request_id).sort());
         const head = await w.store.tx((t) => evidenceHead(t, w.tenant));
         assert.equal(head.size, lines.length);
+      } finally {
+        await w.close();
+      }
+    },
+  );
+
+  scenario(
+    b,
+    "identical requests racing: one request and one decision record; the others fold",
+    async () => {
+      const w = await world(b);
+      try {
+        const before = (await evidenceOf(w.store, w.tenant)).length;
+        const deploy = {
+          environment: "production",
+          service: "api",
+          targets: ["web-1"],
+          files: ["src/app.ts"],
+          params: { v: "race" },
+        };
+        const out = await Promise.all(Array.from({ length: 8 }, () => w.mcp.requestDeploy(deploy)));
+        assert.equal(new Set(out.map((r) => r.request_id)).size, 1);
+        assert.equal(out.filter((r) => !r.folded).length, 1);
+        const entries = (await evidenceOf(w.store, w.tenant)).slice(before);
+        assert.equal(entries.filter((e) => e.type === "request.decision").length, 1);
+        assert.equal(entries.filter((e) => e.type === "request.folded").length, 7);
+        await verifies(await evidenceLines(w.store, w.tenant));
+        // The loser of an insert race records nothing (one statement on PostgreSQL).
+        const row = (id: string): RequestRow => ({
+          id,
+          kind: "action",
+          action: { action: "restart" },
+          actionHash: "sha256:race",
+          requester: "claude",
+          requesterKind: "mcp",
+          operator: null,
+          environment: "production",
+          service: "api",
+          targets: ["web-1"],
+          status: "pending",
+          decision: {},
+          approvalsRequired: 1,
+          policyHash: null,
+          breakGlass: null,
+          createdAt: 0,
+          updatedAt: 0,
+          expiresAt: 1,
+        });
+        const record = (n: number) => ({ ts: 0, type: "test.note", actor: "test", data: `${n}` });
+        await w.store.tx(async (t) => {
+          assert.equal(await t.insertRequestWithEvidence(w.tenant, row("req_a"), record(1)), true);
+          assert.equal(await t.insertRequestWithEvidence(w.tenant, row("req_b"), record(2)), false);
+        });
+        const notes = (await evidenceOf(w.store, w.tenant)).filter((e) => e.type === "test.note");
+        assert.deepEqual(notes.map((e) => e.data), [1]);
       } finally {
         await w.close();
       }
@@ -121,26 +177,6 @@ export function evidenceScenarios(b: Backend): void {
     },
   );
 
-  scenario(b, "a withdrawn record is never chained; the others keep their order", async () => {
-    const w = await world(b);
-    try {
-      const before = (await evidenceOf(w.store, w.tenant)).length;
-      await w.store.tx(async (t) => {
-        const note = (n: number) =>
-          appendEvidence(t, w.tenant, { type: "test.note", actor: "test", data: { n } }, 0);
-        await note(1);
-        const id = await note(2);
-        await note(3);
-        await withdrawEvidence(t, w.tenant, id);
-        await assert.rejects(withdrawEvidence(t, w.tenant, id), /No pending evidence record/);
-      });
-      const after = (await evidenceOf(w.store, w.tenant)).slice(before);
-      assert.deepEqual(after.map((e) => e.data.n), [1, 3]);
-    } finally {
-      await w.close();
-    }
-  });
-
   scenario(
     b,
     "a savepoint rolled back undoes the evidence recorded under it with the change",
@@ -171,6 +207,20 @@ export function evidenceScenarios(b: Backend): void {
       }
     },
   );
+
+  scenario(b, "rate-limit hits from concurrent transactions all count, per window", async () => {
+    const w = await world(b);
+    try {
+      const hit = (window: number) =>
+        w.store.tx((t) => t.hitRateLimit(w.tenant, "request:mcp:x", window));
+      await Promise.all(Array.from({ length: 20 }, () => hit(60_000)));
+      assert.equal(await hit(60_000), 21);
+      assert.equal(await hit(120_000), 1, "a new window starts from zero");
+      assert.equal(await w.store.tx((t) => t.hitRateLimit(w.tenant, "request:mcp:y", 120_000)), 1);
+    } finally {
+      await w.close();
+    }
+  });
 
   scenario(b, "nonces are single-use per tenant and expiry", async () => {
     const w = await world(b);

@@ -273,6 +273,46 @@ function page(
   }
 }
 
+/** Rows a rate-limit bucket is spread over when the store shards them. */
+export const RATE_SHARDS = 16;
+
+const HIT_RATE_LIMIT = `INSERT INTO rate_limits (tenant, bucket, window_start, hits)
+   VALUES (?, ?, ?, 1)
+   ON CONFLICT (tenant, bucket) DO UPDATE SET
+     hits = CASE WHEN rate_limits.window_start = excluded.window_start
+                 THEN rate_limits.hits + 1 ELSE 1 END,
+     window_start = excluded.window_start`;
+
+const INSERT_REQUEST = `INSERT INTO requests (tenant, id, kind, action, action_hash, requester,
+     requester_kind, operator, environment, service, targets, status, decision,
+     approvals_required, policy_hash, break_glass, created_at, updated_at, expires_at)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+   ON CONFLICT DO NOTHING`;
+
+function requestParams(tenant: string, row: RequestRow): SqlValue[] {
+  return [
+    tenant,
+    row.id,
+    row.kind,
+    JSON.stringify(row.action),
+    row.actionHash,
+    row.requester,
+    row.requesterKind,
+    row.operator,
+    row.environment,
+    row.service,
+    JSON.stringify(row.targets),
+    row.status,
+    JSON.stringify(row.decision),
+    row.approvalsRequired,
+    row.policyHash,
+    row.breakGlass,
+    row.createdAt,
+    row.updatedAt,
+    row.expiresAt,
+  ];
+}
+
 /** The SQL implementation of a transaction. */
 export class SqlTx implements StoreTx {
   readonly #c: SqlConn;
@@ -285,15 +325,24 @@ export class SqlTx implements StoreTx {
   /** Parsed log states (only when this object is reused across transactions). */
   readonly evidenceStates?: Map<string, { text: string; state: LedgerState }>;
 
+  readonly #rateShard: (() => number) | null;
+
   /**
    * @param conn the connection, inside a transaction
    * @param options `holdEvidence`: keep pending evidence in memory (negative ids) for the store
    *   to chain before it commits, instead of writing it to `evidence_pending` (SQLite: one
-   *   writer, so the transaction itself is the sequencer)
+   *   writer, so the transaction itself is the sequencer). `rateShard`: spread each rate-limit
+   *   bucket over {@link RATE_SHARDS} rows, this function picking the row a hit goes to
+   *   (PostgreSQL: concurrent transactions of one identity then rarely wait for each other's
+   *   commit on one hot row)
    */
-  constructor(conn: SqlConn, options: { holdEvidence?: boolean } = {}) {
+  constructor(
+    conn: SqlConn,
+    options: { holdEvidence?: boolean; rateShard?: () => number } = {},
+  ) {
     this.#c = conn;
     this.#hold = options.holdEvidence ?? false;
+    this.#rateShard = options.rateShard ?? null;
     if (this.#hold) this.evidenceStates = new Map();
   }
 
@@ -539,16 +588,30 @@ export class SqlTx implements StoreTx {
     return this.#c.run("DELETE FROM nonces WHERE tenant = ? AND exp < ?", [tenant, before]);
   }
   async hitRateLimit(tenant: string, bucket: string, windowStart: number): Promise<number> {
-    const rows = await this.#c.all(
-      `INSERT INTO rate_limits (tenant, bucket, window_start, hits) VALUES (?, ?, ?, 1)
-       ON CONFLICT (tenant, bucket) DO UPDATE SET
-         hits = CASE WHEN rate_limits.window_start = excluded.window_start
-                     THEN rate_limits.hits + 1 ELSE 1 END,
-         window_start = excluded.window_start
-       RETURNING hits`,
-      [tenant, bucket, windowStart],
+    if (!this.#rateShard) {
+      const rows = await this.#c.all(`${HIT_RATE_LIMIT} RETURNING hits`, [
+        tenant,
+        bucket,
+        windowStart,
+      ]);
+      return num(rows[0].hits);
+    }
+    // Sharded (PostgreSQL): the hit locks one of the bucket's rows until commit; the count is
+    // that row's new value plus this window's committed hits on the others, in one statement.
+    // It can miss hits of transactions still in flight, so a burst may overshoot the limit by
+    // at most the number of requests in flight at once.
+    const rows = Array.from({ length: RATE_SHARDS }, (_, i) => `${bucket}#${i}`);
+    const mine = rows[this.#rateShard() % RATE_SHARDS];
+    const others = rows.filter((r) => r !== mine);
+    const out = await this.#c.all(
+      `WITH h AS (${HIT_RATE_LIMIT} RETURNING hits)
+       SELECT (SELECT hits FROM h) + COALESCE((SELECT SUM(hits) FROM rate_limits
+         WHERE tenant = ? AND window_start = ? AND bucket IN (${
+        others.map(() => "?").join(", ")
+      })), 0) AS hits`,
+      [tenant, mine, windowStart, tenant, windowStart, ...others],
     );
-    return num(rows[0].hits);
+    return num(out[0].hits);
   }
 
   // Policies --------------------------------------------------------------------------------
@@ -590,32 +653,31 @@ export class SqlTx implements StoreTx {
 
   // Requests and approvals ------------------------------------------------------------------
   async insertRequest(tenant: string, row: RequestRow): Promise<boolean> {
+    const rows = await this.#c.all(`${INSERT_REQUEST} RETURNING id`, requestParams(tenant, row));
+    return rows.length === 1;
+  }
+  async insertRequestWithEvidence(
+    tenant: string,
+    row: RequestRow,
+    evidence: Omit<PendingEvidenceRow, "id">,
+  ): Promise<boolean> {
+    if (this.#hold || this.#c.dialect !== "postgres") {
+      if (!(await this.insertRequest(tenant, row))) return false;
+      await this.insertPendingEvidence(tenant, evidence);
+      return true;
+    }
+    this.pendingEvidence.add(tenant);
     const rows = await this.#c.all(
-      `INSERT INTO requests (tenant, id, kind, action, action_hash, requester, requester_kind,
-         operator, environment, service, targets, status, decision, approvals_required,
-         policy_hash, break_glass, created_at, updated_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT DO NOTHING RETURNING id`,
+      `WITH r AS (${INSERT_REQUEST} RETURNING id)
+       INSERT INTO evidence_pending (tenant, ts, type, actor, data)
+       SELECT ?, ?, ?, ?, ? FROM r RETURNING id`,
       [
+        ...requestParams(tenant, row),
         tenant,
-        row.id,
-        row.kind,
-        JSON.stringify(row.action),
-        row.actionHash,
-        row.requester,
-        row.requesterKind,
-        row.operator,
-        row.environment,
-        row.service,
-        JSON.stringify(row.targets),
-        row.status,
-        JSON.stringify(row.decision),
-        row.approvalsRequired,
-        row.policyHash,
-        row.breakGlass,
-        row.createdAt,
-        row.updatedAt,
-        row.expiresAt,
+        evidence.ts,
+        evidence.type,
+        evidence.actor,
+        evidence.data,
       ],
     );
     return rows.length === 1;
@@ -1172,30 +1234,16 @@ export class SqlTx implements StoreTx {
   async insertPendingEvidence(
     tenant: string,
     row: Omit<PendingEvidenceRow, "id">,
-  ): Promise<number> {
+  ): Promise<void> {
     this.pendingEvidence.add(tenant);
     if (this.#hold) {
-      const id = this.#nextHeld--;
-      this.#held.push({ ...row, id, tenant });
-      return id;
+      this.#held.push({ ...row, id: this.#nextHeld--, tenant });
+      return;
     }
-    const rows = await this.#c.all(
-      "INSERT INTO evidence_pending (tenant, ts, type, actor, data) VALUES (?, ?, ?, ?, ?) RETURNING id",
+    await this.#c.run(
+      "INSERT INTO evidence_pending (tenant, ts, type, actor, data) VALUES (?, ?, ?, ?, ?)",
       [tenant, row.ts, row.type, row.actor, row.data],
     );
-    return num(rows[0].id);
-  }
-  async deletePendingEvidence(tenant: string, id: number): Promise<boolean> {
-    if (id < 0) {
-      const i = this.#held.findIndex((r) => r.id === id && r.tenant === tenant);
-      if (i >= 0) this.#held.splice(i, 1);
-      return i >= 0;
-    }
-    const n = await this.#c.run("DELETE FROM evidence_pending WHERE tenant = ? AND id = ?", [
-      tenant,
-      id,
-    ]);
-    return n === 1;
   }
   async listPendingEvidence(tenant: string, limit: number): Promise<PendingEvidenceRow[]> {
     // A holding backend never writes to the table: its transactions chain what they hold.
@@ -1228,9 +1276,10 @@ export class SqlTx implements StoreTx {
   ): Promise<void> {
     const stored = pendingIds.filter((id) => id > 0);
     for (const id of pendingIds) {
-      if (id < 0 && !(await this.deletePendingEvidence(tenant, id))) {
-        throw new Error(`Evidence record ${id} of tenant ${tenant} is not held`);
-      }
+      if (id > 0) continue;
+      const i = this.#held.findIndex((r) => r.id === id && r.tenant === tenant);
+      if (i < 0) throw new Error(`Evidence record ${id} of tenant ${tenant} is not held`);
+      this.#held.splice(i, 1);
     }
     // Three statements whatever the batch size (the lines and ids travel as one JSON array
     // each), sent together: PostgreSQL pipelines them in one round trip.

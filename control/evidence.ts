@@ -34,7 +34,7 @@ import {
   type LedgerStateJson,
 } from "@infraveil/ledger";
 import { sha256Hex } from "@infraveil/trust";
-import type { ControlStore, StoreTx } from "./store.ts";
+import type { ControlStore, PendingEvidenceRow, StoreTx } from "./store.ts";
 import { ControlError } from "./error.ts";
 
 /** One evidence record to append. */
@@ -51,23 +51,19 @@ export interface EvidenceInput {
 export const SEQUENCE_BATCH = 500;
 
 /**
- * Records one evidence entry inside the caller's transaction. The entry is checked to format
- * as a ledger line now (so the sequencer never meets one it cannot chain) and is chained
- * after the transaction commits.
+ * Checks that an evidence entry formats as a ledger line and returns it as a record to
+ * store: the check happens in the transaction of the change, so the sequencer never meets a
+ * record it cannot chain.
  *
- * @param t the transaction
- * @param tenant the tenant
  * @param input type, actor and data
  * @param now the time, ms
- * @returns the pending record's id (for {@link withdrawEvidence})
+ * @returns the record (time, type, actor, data as JSON text)
  * @throws {LedgerError} `BAD_ENTRY` when the entry cannot be a ledger line
  */
-export async function appendEvidence(
-  t: StoreTx,
-  tenant: string,
+export function evidenceRecord(
   input: EvidenceInput,
   now: number,
-): Promise<number> {
+): Omit<PendingEvidenceRow, "id"> {
   const data = input.data === undefined ? null : input.data;
   // The longest seq a line can carry, so a line that fits now fits wherever it is chained.
   formatOwnEntry({
@@ -79,27 +75,26 @@ export async function appendEvidence(
     data,
     prev: GENESIS_PREV,
   });
-  return await t.insertPendingEvidence(tenant, {
-    ts: now,
-    type: input.type,
-    actor: input.actor,
-    data: JSON.stringify(data),
-  });
+  return { ts: now, type: input.type, actor: input.actor, data: JSON.stringify(data) };
 }
 
 /**
- * Takes back a record the same transaction appended, when the change it was written for did
- * not happen after all (it was sent ahead, in the same round trip as the change).
+ * Records one evidence entry inside the caller's transaction; it is chained when (SQLite) or
+ * after (PostgreSQL) the transaction commits.
  *
- * @param t the transaction that appended it
+ * @param t the transaction
  * @param tenant the tenant
- * @param id the id {@link appendEvidence} returned
- * @throws {ControlError} `STORE` when there is no such pending record
+ * @param input type, actor and data
+ * @param now the time, ms
+ * @throws {LedgerError} `BAD_ENTRY` when the entry cannot be a ledger line
  */
-export async function withdrawEvidence(t: StoreTx, tenant: string, id: number): Promise<void> {
-  if (!(await t.deletePendingEvidence(tenant, id))) {
-    throw new ControlError("STORE", `No pending evidence record ${id} of tenant ${tenant}`);
-  }
+export async function appendEvidence(
+  t: StoreTx,
+  tenant: string,
+  input: EvidenceInput,
+  now: number,
+): Promise<void> {
+  await t.insertPendingEvidence(tenant, evidenceRecord(input, now));
 }
 
 /**

@@ -18,6 +18,7 @@ import type { ControlStore, StoreTx } from "./store.ts";
 import {
   appliedMigrations,
   migrate,
+  RATE_SHARDS,
   type SqlConn,
   type SqlRow,
   SqlTx,
@@ -119,12 +120,15 @@ export async function openPostgresStore(
     });
   }
 
+  // Round robin: transactions in flight at once hit different rows of a rate-limit bucket.
+  let shard = 0;
+  const rateShard = () => shard++ % RATE_SHARDS;
   async function tx<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
     for (let attempt = 1;; attempt++) {
       const t = { current: null as SqlTx | null };
       try {
         const out = await sql.begin((q) => {
-          t.current = new SqlTx(new PgConn(q as never, cache));
+          t.current = new SqlTx(new PgConn(q as never, cache), { rateShard });
           return fn(t.current);
         }) as T;
         for (const tenant of t.current!.pendingEvidence) sequencer.kick(tenant);

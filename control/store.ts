@@ -601,7 +601,10 @@ export interface StoreTx {
   insertNonce(tenant: string, nonce: string, exp: number): Promise<boolean>;
   /** Forgets nonces whose `exp` is before `before` (seconds). */
   purgeNonces(tenant: string, before: number): Promise<number>;
-  /** Counts a hit in a fixed window and returns the window's count so far. */
+  /**
+   * Counts a hit in a fixed window and returns the window's count so far (a backend that
+   * spreads a bucket over several rows may miss hits of transactions still in flight).
+   */
   hitRateLimit(tenant: string, bucket: string, windowStart: number): Promise<number>;
 
   // Policies ------------------------------------------------------------------------------------
@@ -622,6 +625,16 @@ export interface StoreTx {
   // Requests and approvals ----------------------------------------------------------------------
   /** Adds a request; false when an identical pending request exists (fold). */
   insertRequest(tenant: string, row: RequestRow): Promise<boolean>;
+  /**
+   * Adds a request and, only when it was added, the evidence record of its decision (one
+   * statement on PostgreSQL); false, and nothing recorded, when an identical pending request
+   * exists (fold).
+   */
+  insertRequestWithEvidence(
+    tenant: string,
+    row: RequestRow,
+    evidence: Omit<PendingEvidenceRow, "id">,
+  ): Promise<boolean>;
   /** A request; `lock` takes a row lock until the transaction ends. */
   getRequest(tenant: string, id: string, lock?: boolean): Promise<RequestRow | null>;
   /** The pending request with this action hash. */
@@ -742,13 +755,8 @@ export interface StoreTx {
   latestAnchor(tenant: string, host: string): Promise<AnchorRow | null>;
 
   // Evidence ------------------------------------------------------------------------------------
-  /**
-   * Records one evidence record, to be chained later by the sequencer (see `evidence.ts`);
-   * returns its id.
-   */
-  insertPendingEvidence(tenant: string, row: Omit<PendingEvidenceRow, "id">): Promise<number>;
-  /** Deletes a pending record this transaction wrote; false when there is none. */
-  deletePendingEvidence(tenant: string, id: number): Promise<boolean>;
+  /** Records one evidence record, to be chained by the sequencer (see `evidence.ts`). */
+  insertPendingEvidence(tenant: string, row: Omit<PendingEvidenceRow, "id">): Promise<void>;
   /** The oldest pending evidence records, in insertion order. */
   listPendingEvidence(tenant: string, limit: number): Promise<PendingEvidenceRow[]>;
   /** The tenant's evidence log state (ledger `LedgerStateJson` text), locked until commit. */
