@@ -141,3 +141,16 @@ export function toHex(bytes: Uint8Array): string {
   for (let i = 0; i < bytes.length; i++) s += bytes[i].toString(16).padStart(2, "0");
   return s;
 }
+
+/**
+ * The policy content hash (as `policyHash` in hash.ts computes it) with WebCrypto, so the CLI
+ * never loads the npm SHA-256: a module graph that reaches an npm package, even through a
+ * dynamic import, costs `policy check` start-up time.
+ */
+export async function webPolicyHash(doc: PolicyDocument): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(canonicalPolicyText(doc)),
+  );
+  return "sha256:" + toHex(new Uint8Array(digest));
+}

@@ -113,8 +113,8 @@ export async function hash(io: Io, args: string[]): Promise<number> {
     await io.err(`error: ${file} has lint errors; a policy with errors has no enforceable hash\n`);
     return 3;
   }
-  const { policyHash } = await import("./hash.ts");
-  const h = policyHash(parsed);
+  const { webPolicyHash } = await import("./_canonical.ts");
+  const h = await webPolicyHash(parsed.policy);
   await io.out(fmt === "json" ? JSON.stringify({ file, hash: h }) + "\n" : h + "\n");
   return 0;
 }

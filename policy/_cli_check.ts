@@ -394,12 +394,8 @@ export async function loadPolicy(
     return 3;
   }
   if (options.hash === false) return compileDocument(parsed.policy, "");
-  const { canonicalPolicyText, toHex } = await import("./_canonical.ts");
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(canonicalPolicyText(parsed.policy)),
-  );
-  return compileDocument(parsed.policy, "sha256:" + toHex(new Uint8Array(digest)));
+  const { webPolicyHash } = await import("./_canonical.ts");
+  return compileDocument(parsed.policy, await webPolicyHash(parsed.policy));
 }
 
 interface Loaded {

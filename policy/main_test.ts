@@ -91,6 +91,16 @@ Deno.test("main() check json output carries the policy hash shared with policyHa
   assert.equal(out.results[0].reasons[0].rule, "agent.deny");
 });
 
+Deno.test("main() hash prints policyHash(), text and json", async () => {
+  const { policyHash } = await import("./hash.ts");
+  const io = fakeIo({ "p.policy": EXAMPLE });
+  assert.equal(await main(["hash", "p.policy"], io), 0);
+  assert.equal(io.stdout, policyHash(EXAMPLE) + "\n");
+  const j = fakeIo({ "p.policy": EXAMPLE });
+  assert.equal(await main(["hash", "--format", "json", "p.policy"], j), 0);
+  assert.deepEqual(JSON.parse(j.stdout), { file: "p.policy", hash: policyHash(EXAMPLE) });
+});
+
 Deno.test("main() rejects unknown commands and flags with usage, exit 2", async () => {
   for (
     const args of [["nope"], [], ["lint", "--nope", "x"], ["check", "a.json"], [
