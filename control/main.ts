@@ -277,6 +277,31 @@ async function cmdEnroll(args: string[]): Promise<number> {
   const name = need(values, "name");
   const control = await controlKey(data);
   const key = generateKeyPair();
+  const identity: IdentityFile = {
+    kind,
+    name,
+    tenant,
+    kid: key.kid,
+    private: encodeBase64Url(key.privateKey),
+    public: encodeBase64Url(key.publicKey),
+    ...(typeof values["control-url"] === "string" ? { control_url: values["control-url"] } : {}),
+    control_public_key: encodeBase64Url(control.publicKey),
+    control_kid: control.kid,
+  };
+  // The identity file first: a refused --out must leave nothing enrolled.
+  try {
+    await Deno.writeTextFile(file, JSON.stringify(identity, null, 2) + "\n", {
+      createNew: true,
+      mode: 0o600,
+    });
+    await Deno.chmod(file, 0o600);
+  } catch (e) {
+    throw new UsageError(
+      `cannot write --out ${file}: ${
+        e instanceof Deno.errors.AlreadyExists ? "it exists; choose another path" : e
+      }`,
+    );
+  }
   const store = await openStore(data, values.database as string | undefined);
   try {
     await store.tx(async (t) => {
@@ -295,30 +320,12 @@ async function cmdEnroll(args: string[]): Promise<number> {
         via: "control enroll",
       });
     });
+  } catch (e) {
+    // Not enrolled: the key in the file would be useless, and it is a secret.
+    await Deno.remove(file).catch(() => {});
+    throw e;
   } finally {
     await store.close();
-  }
-  const identity: IdentityFile = {
-    kind,
-    name,
-    tenant,
-    kid: key.kid,
-    private: encodeBase64Url(key.privateKey),
-    public: encodeBase64Url(key.publicKey),
-    ...(typeof values["control-url"] === "string" ? { control_url: values["control-url"] } : {}),
-    control_public_key: encodeBase64Url(control.publicKey),
-    control_kid: control.kid,
-  };
-  try {
-    await Deno.writeTextFile(file, JSON.stringify(identity, null, 2) + "\n", {
-      createNew: true,
-      mode: 0o600,
-    });
-    await Deno.chmod(file, 0o600);
-  } catch (e) {
-    throw new UsageError(
-      `cannot write --out ${file}: ${e instanceof Deno.errors.AlreadyExists ? "it exists" : e}`,
-    );
   }
   out(`enrolled ${kind} ${name} in ${tenant} (key ${key.kid}); identity file ${file} (0600)`);
   return 0;

@@ -131,6 +131,20 @@ Deno.test({
       ]);
       assert.equal(r.code, 0, r.err);
       assert.equal((await Deno.stat(`${dir}/claude.json`)).mode! & 0o777, 0o600);
+      // A refused --out (the file exists) enrolls nothing: the same name enrolls cleanly after.
+      const enrollAs = (out: string) =>
+        run([
+          "enroll",
+          ...["--data", data, "--tenant", "acme", "--kind", "mcp", "--name", "claude-2"],
+          ...["--operator", "dave@acme.test", "--out", out],
+        ]);
+      const before = await Deno.readTextFile(`${dir}/claude.json`);
+      r = await enrollAs(`${dir}/claude.json`);
+      assert.equal(r.code, 2, "the identity file exists");
+      assert.match(r.err, /it exists/);
+      assert.equal(await Deno.readTextFile(`${dir}/claude.json`), before);
+      r = await enrollAs(`${dir}/claude-2.json`);
+      assert.equal(r.code, 0, `claude-2 was not enrolled by the refused attempt: ${r.err}`);
       const id = parseIdentityFile(await Deno.readTextFile(`${dir}/claude.json`), "claude.json");
       assert.equal(id.identity.kind, "mcp");
       assert.equal(id.controlUrl, "http://x");
