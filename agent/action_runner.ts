@@ -41,58 +41,20 @@ import {
   TrustError,
   verifyEnvelope,
 } from "@infraveil/trust";
+import {
+  actionHash,
+  APPROVAL_AUDIENCE,
+  type ApprovalPayload,
+  type ExactAction,
+} from "@infraveil/control/client";
 import type { ActionSpec, AgentConfig } from "./agent_config.ts";
 import type { ExecRequest, ExecResult } from "./exec_worker.ts";
 import type { Deployments, UsedApprovals } from "./state.ts";
 
-/** The audience of every approval. */
-export const APPROVAL_AUDIENCE = "infraveil-agent";
-
-/** The exact action an approval is bound to (the control plane's `ExactAction`). */
-export interface ExactAction {
-  /** The requesting identity (the policy's `agent`). */
-  agent: string;
-  /** Action name. */
-  action: string;
-  /** Environment. */
-  environment?: string;
-  /** Service. */
-  service?: string;
-  /** Target hosts. */
-  targets: string[];
-  /** Changed files. */
-  files?: string[];
-  /** Finding category. */
-  category?: string;
-  /** Free text. */
-  reason?: string;
-  /** Executor parameters, e.g. `{"version": "1.4.2"}`. */
-  params?: Record<string, unknown>;
-}
-
-/** A verified approval's payload. */
-export interface ApprovalPayload extends MessagePayload {
-  /** Always `approval`. */
-  type: "approval";
-  /** The approval's id (also its nonce). */
-  approval_id: string;
-  /** The request approved. */
-  request_id: string;
-  /** The exact action. */
-  action: ExactAction;
-  /** `sha256:<hex>` of the canonical action. */
-  action_hash: string;
-  /** The hosts that may each run it once. */
-  targets: string[];
-  /** The policy hash the control plane decided with. */
-  policy_hash: string | null;
-  /** Why it may run. */
-  basis: "approvals" | "policy" | "break-glass";
-  /** The approvers. */
-  approved_by: string[];
-  /** The break-glass session, if any. */
-  break_glass: string | null;
-}
+// The approval format and its binding hash are the control plane's: one definition, so the
+// hash the host checks can never drift from the hash the control plane signed.
+export { actionHash, APPROVAL_AUDIENCE } from "@infraveil/control/client";
+export type { ApprovalPayload, ExactAction } from "@infraveil/control/client";
 
 /** Why an approval was refused. */
 export type RefusalCode =
@@ -188,16 +150,6 @@ export interface ActionRunnerDeps {
   report: (report: ActionReport) => Promise<void>;
   /** Clock, ms. */
   now?: () => number;
-}
-
-/**
- * The canonical hash of an exact action: `sha256:` + hex SHA-256 of its RFC 8785 JSON.
- *
- * @param action the action
- * @returns the hash
- */
-export function actionHash(action: ExactAction): string {
-  return "sha256:" + sha256Hex(canonicalJson(action));
 }
 
 class Refusal extends Error {
