@@ -205,4 +205,31 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE nonces_by_exp RENAME TO nonces`,
     ],
   },
+  {
+    version: 5,
+    name: "dashboard passkeys",
+    statements: [
+      // The dashboard's passkeys (WebAuthn credentials of human users), kept in the control
+      // store so every instance on one database shares sign-ins. `transports` is a JSON array;
+      // `counter` is the authenticator's 32-bit signature counter (BIGINT: it may pass 2^31).
+      `CREATE TABLE passkeys (
+        tenant TEXT NOT NULL, id TEXT NOT NULL, user_id TEXT NOT NULL, public_key TEXT NOT NULL,
+        counter BIGINT NOT NULL, transports TEXT NOT NULL, label TEXT,
+        created_at BIGINT NOT NULL, last_used_at BIGINT,
+        PRIMARY KEY (tenant, id))`,
+      `CREATE INDEX passkeys_user ON passkeys (tenant, user_id, created_at)`,
+      // Single-use nonces of passkey ceremonies, forgotten once expired.
+      `CREATE TABLE passkey_nonces (
+        tenant TEXT NOT NULL, nonce TEXT NOT NULL, exp BIGINT NOT NULL,
+        PRIMARY KEY (tenant, nonce))`,
+      `CREATE INDEX passkey_nonces_exp ON passkey_nonces (tenant, exp)`,
+      // The verified assertion stored as the proof of each passkey vote.
+      `CREATE TABLE approval_proofs (
+        tenant TEXT NOT NULL, request_id TEXT NOT NULL, user_id TEXT NOT NULL,
+        decision TEXT NOT NULL, action_hash TEXT NOT NULL, credential_id TEXT NOT NULL,
+        nonce TEXT NOT NULL, challenge TEXT NOT NULL, assertion TEXT NOT NULL,
+        created_at BIGINT NOT NULL)`,
+      `CREATE INDEX approval_proofs_request ON approval_proofs (tenant, request_id, created_at)`,
+    ],
+  },
 ];

@@ -11,6 +11,7 @@
  */
 import type {
   AnchorRow,
+  ApprovalProofRow,
   ApprovalTargetRow,
   AuthorityData,
   BreakGlassRow,
@@ -22,6 +23,7 @@ import type {
   GroupMemberRow,
   HostRow,
   IdentityRow,
+  PasskeyRow,
   PendingEvidenceRow,
   PolicyRow,
   RequestFilter,
@@ -64,6 +66,19 @@ const json = (
   v: unknown,
 ): unknown => (v === null || v === undefined ? null : JSON.parse(String(v)));
 const text = (v: unknown): string => JSON.stringify(v ?? null);
+
+function passkeyRow(r: SqlRow): PasskeyRow {
+  return {
+    id: String(r.id),
+    userId: String(r.user_id),
+    publicKey: String(r.public_key),
+    counter: num(r.counter),
+    transports: JSON.parse(String(r.transports)) as string[],
+    label: strOrNull(r.label),
+    createdAt: num(r.created_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+  };
+}
 
 function tenantRow(r: SqlRow): TenantRow {
   return {
@@ -1222,6 +1237,92 @@ export class SqlTx implements StoreTx {
         createdAt: num(r.created_at),
       }
       : null;
+  }
+
+  // Dashboard passkeys ----------------------------------------------------------------------
+  async insertPasskey(tenant: string, r: PasskeyRow): Promise<boolean> {
+    const n = await this.#c.run(
+      `INSERT INTO passkeys (tenant, id, user_id, public_key, counter, transports, label,
+       created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [
+        tenant,
+        r.id,
+        r.userId,
+        r.publicKey,
+        r.counter,
+        JSON.stringify(r.transports),
+        r.label,
+        r.createdAt,
+        r.lastUsedAt,
+      ],
+    );
+    return n === 1;
+  }
+  async getPasskey(tenant: string, id: string): Promise<PasskeyRow | null> {
+    const r = await this.#one("SELECT * FROM passkeys WHERE tenant = ? AND id = ?", [tenant, id]);
+    return r ? passkeyRow(r) : null;
+  }
+  async listPasskeys(tenant: string, userId: string): Promise<PasskeyRow[]> {
+    const rows = await this.#c.all(
+      "SELECT * FROM passkeys WHERE tenant = ? AND user_id = ? ORDER BY created_at, id",
+      [tenant, userId],
+    );
+    return rows.map(passkeyRow);
+  }
+  async deletePasskey(tenant: string, id: string): Promise<boolean> {
+    return (await this.#c.run("DELETE FROM passkeys WHERE tenant = ? AND id = ?", [tenant, id])) ===
+      1;
+  }
+  async touchPasskey(tenant: string, id: string, counter: number, now: number): Promise<void> {
+    await this.#c.run(
+      "UPDATE passkeys SET counter = ?, last_used_at = ? WHERE tenant = ? AND id = ?",
+      [counter, now, tenant, id],
+    );
+  }
+  async usePasskeyNonce(tenant: string, nonce: string, exp: number, now: number): Promise<boolean> {
+    await this.#c.run("DELETE FROM passkey_nonces WHERE tenant = ? AND exp < ?", [tenant, now]);
+    const n = await this.#c.run(
+      "INSERT INTO passkey_nonces (tenant, nonce, exp) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+      [tenant, nonce, exp],
+    );
+    return n === 1;
+  }
+  async insertApprovalProof(tenant: string, r: ApprovalProofRow): Promise<void> {
+    await this.#c.run(
+      `INSERT INTO approval_proofs (tenant, request_id, user_id, decision, action_hash,
+       credential_id, nonce, challenge, assertion, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        tenant,
+        r.requestId,
+        r.userId,
+        r.decision,
+        r.actionHash,
+        r.credentialId,
+        r.nonce,
+        r.challenge,
+        r.assertion,
+        r.createdAt,
+      ],
+    );
+  }
+  async listApprovalProofs(tenant: string, requestId: string): Promise<ApprovalProofRow[]> {
+    const rows = await this.#c.all(
+      `SELECT * FROM approval_proofs WHERE tenant = ? AND request_id = ?
+       ORDER BY created_at, user_id, nonce`,
+      [tenant, requestId],
+    );
+    return rows.map((r) => ({
+      requestId: String(r.request_id),
+      userId: String(r.user_id),
+      decision: r.decision as ApprovalProofRow["decision"],
+      actionHash: String(r.action_hash),
+      credentialId: String(r.credential_id),
+      nonce: String(r.nonce),
+      challenge: String(r.challenge),
+      assertion: String(r.assertion),
+      createdAt: num(r.created_at),
+    }));
   }
 
   // Evidence --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { encodeBase64Url, generateKeyPair, TrustError } from "@infraveil/trust";
 import { readPrivateKeyFile, writeKeyFiles } from "@infraveil/trust/io";
-import { createControlPlane, openSqlitePasskeyStore } from "./dashboard/mod.ts";
+import { controlStorePasskeyStore, createControlPlane } from "./dashboard/mod.ts";
 import { ControlError } from "./error.ts";
 import { exportEvidence } from "./evidence.ts";
 import { openPostgresStore } from "./postgres_store.ts";
@@ -208,8 +208,9 @@ export interface ServeOptions {
 export async function serveControl(options: ServeOptions): Promise<void> {
   const keys = await controlKey(options.data);
   const store = await openStore(options.data, options.database);
-  // The dashboard's passkeys live beside the database (see docs/dashboard.md).
-  const passkeys = await openSqlitePasskeyStore(`${options.data}/passkeys.db`);
+  // The dashboard's passkeys live in the control store, shared by every instance on one
+  // database (see docs/dashboard.md).
+  const passkeys = controlStorePasskeyStore(store);
   const app = createControlPlane({
     store,
     keys,

@@ -454,6 +454,48 @@ export interface AuthorityData {
   delegations: DelegationRow[];
 }
 
+/** A registered passkey (WebAuthn credential) of a user, used by the dashboard. */
+export interface PasskeyRow {
+  /** Credential id, base64url. */
+  id: string;
+  /** Owner (user id). */
+  userId: string;
+  /** COSE public key, base64url. */
+  publicKey: string;
+  /** Signature counter last seen. */
+  counter: number;
+  /** Transports the authenticator reported. */
+  transports: string[];
+  /** A name for the owner (e.g. "added at sign-up"). */
+  label: string | null;
+  /** Registration time, ms. */
+  createdAt: number;
+  /** Last successful use, ms. */
+  lastUsedAt: number | null;
+}
+
+/** A verified passkey assertion kept as the proof of one vote. */
+export interface ApprovalProofRow {
+  /** The request voted on. */
+  requestId: string;
+  /** The voter (user id). */
+  userId: string;
+  /** `approve` or `reject`. */
+  decision: "approve" | "reject";
+  /** The request's action hash the challenge was bound to. */
+  actionHash: string;
+  /** The credential that signed. */
+  credentialId: string;
+  /** The server nonce (single use). */
+  nonce: string;
+  /** The challenge, base64url: SHA-256 over the binding (see docs/dashboard.md). */
+  challenge: string;
+  /** The assertion as sent by the browser (WebAuthn JSON), as text. */
+  assertion: string;
+  /** When verified, ms. */
+  createdAt: number;
+}
+
 /** A countersigned ledger anchor of a host. */
 export interface AnchorRow {
   /** Host. */
@@ -753,6 +795,27 @@ export interface StoreTx {
   insertAnchor(tenant: string, row: AnchorRow): Promise<void>;
   /** The host's largest countersigned anchor. */
   latestAnchor(tenant: string, host: string): Promise<AnchorRow | null>;
+
+  // Dashboard passkeys ------------------------------------------------------------------------
+  /** Stores a passkey; false when that credential id is already registered in the tenant. */
+  insertPasskey(tenant: string, row: PasskeyRow): Promise<boolean>;
+  /** A passkey by credential id. */
+  getPasskey(tenant: string, id: string): Promise<PasskeyRow | null>;
+  /** A user's passkeys, oldest first. */
+  listPasskeys(tenant: string, userId: string): Promise<PasskeyRow[]>;
+  /** Deletes a passkey; false when absent. */
+  deletePasskey(tenant: string, id: string): Promise<boolean>;
+  /** Records a successful use of a passkey: the new counter and the time. */
+  touchPasskey(tenant: string, id: string, counter: number, now: number): Promise<void>;
+  /**
+   * Records a passkey ceremony nonce as used (forgetting the tenant's expired ones first);
+   * false when it was used before.
+   */
+  usePasskeyNonce(tenant: string, nonce: string, exp: number, now: number): Promise<boolean>;
+  /** Stores the passkey proof of a vote. */
+  insertApprovalProof(tenant: string, row: ApprovalProofRow): Promise<void>;
+  /** The passkey proofs of a request's votes, oldest first. */
+  listApprovalProofs(tenant: string, requestId: string): Promise<ApprovalProofRow[]>;
 
   // Evidence ------------------------------------------------------------------------------------
   /** Records one evidence record, to be chained by the sequencer (see `evidence.ts`). */

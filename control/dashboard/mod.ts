@@ -6,7 +6,8 @@
  * - {@link createControlPlane}: the API and the dashboard behind one `fetch` (what `main.ts` serves).
  * - {@link createDashboard}: the dashboard alone, calling an API given to it in process.
  * - {@link passkeyApprovalVerifier}: the approval proof verifier for `createControlApp`.
- * - {@link memoryPasskeyStore}, {@link openSqlitePasskeyStore}: passkey storage.
+ * - {@link controlStorePasskeyStore} (in the control store's database),
+ *   {@link memoryPasskeyStore}, {@link openSqlitePasskeyStore}: passkey storage.
  *
  * The dashboard never holds rules of its own: reads and changes go through the control-plane
  * API with the signed-in user's session token, so approvals from the dashboard follow exactly
@@ -58,6 +59,7 @@ export {
 } from "./webauthn.ts";
 export {
   type ApprovalProofRow,
+  controlStorePasskeyStore,
   memoryPasskeyStore,
   openSqlitePasskeyStore,
   type PasskeyRow,

@@ -1,8 +1,10 @@
 /**
  * Storage of the dashboard's passkeys: WebAuthn credentials of human users, the single-use
  * nonces of passkey ceremonies, and the verified assertions stored as the proof of each
- * approval or rejection. Two implementations: in memory (tests) and `node:sqlite` (one file,
- * beside the control plane's database).
+ * approval or rejection. Three implementations: in the control store itself (its tables
+ * `passkeys`, `passkey_nonces` and `approval_proofs`, on SQLite or PostgreSQL, so every
+ * control-plane instance sharing a database shares sign-ins; what `control serve` uses), in
+ * memory (tests), and a separate `node:sqlite` file (older set-ups).
  *
  * Every method takes the tenant first, as the control plane's store does, so no lookup can
  * cross tenants. A credential id is unique per tenant; a user's credentials never serve
@@ -11,48 +13,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import type { ApprovalProofRow, ControlStore, PasskeyRow } from "../store.ts";
 
-/** A registered passkey (WebAuthn credential) of a user. */
-export interface PasskeyRow {
-  /** Credential id, base64url. */
-  id: string;
-  /** Owner (user id). */
-  userId: string;
-  /** COSE public key, base64url. */
-  publicKey: string;
-  /** Signature counter last seen. */
-  counter: number;
-  /** Transports the authenticator reported. */
-  transports: string[];
-  /** A name for the owner (e.g. "added at sign-up"). */
-  label: string | null;
-  /** Registration time, ms. */
-  createdAt: number;
-  /** Last successful use, ms. */
-  lastUsedAt: number | null;
-}
-
-/** A verified passkey assertion kept as the proof of one vote. */
-export interface ApprovalProofRow {
-  /** The request voted on. */
-  requestId: string;
-  /** The voter (user id). */
-  userId: string;
-  /** `approve` or `reject`. */
-  decision: "approve" | "reject";
-  /** The request's action hash the challenge was bound to. */
-  actionHash: string;
-  /** The credential that signed. */
-  credentialId: string;
-  /** The server nonce (single use). */
-  nonce: string;
-  /** The challenge, base64url: SHA-256 over the binding (see docs/dashboard.md). */
-  challenge: string;
-  /** The assertion as sent by the browser (WebAuthn JSON), as text. */
-  assertion: string;
-  /** When verified, ms. */
-  createdAt: number;
-}
+export type { ApprovalProofRow, PasskeyRow };
 
 /** Where passkeys, ceremony nonces and approval proofs are kept. */
 export interface PasskeyStore {
@@ -147,6 +110,42 @@ export function memoryPasskeyStore(): PasskeyStore {
   };
 }
 
+/**
+ * A passkey store kept in the control store's own database (migration 5: tables `passkeys`,
+ * `passkey_nonces`, `approval_proofs`), each call one transaction. Control-plane instances
+ * sharing a PostgreSQL database share passkeys, so a ceremony begun on one instance can finish
+ * on another and a nonce used on one is refused on all. `close()` leaves the control store
+ * open: its owner closes it.
+ *
+ * @param store the control store
+ * @returns the passkey store
+ * @example
+ * ```ts
+ * import { openSqliteStore } from "../sqlite_store.ts";
+ * import { controlStorePasskeyStore } from "./passkey_store.ts";
+ * const store = await openSqliteStore(":memory:");
+ * const s = controlStorePasskeyStore(store);
+ * if (!(await s.useNonce("acme", "n1", Date.now() + 1000, Date.now()))) throw new Error();
+ * if (await s.useNonce("acme", "n1", Date.now() + 1000, Date.now())) throw new Error("replay");
+ * await store.close();
+ * ```
+ */
+export function controlStorePasskeyStore(store: ControlStore): PasskeyStore {
+  return {
+    insertPasskey: (tenant, row) => store.tx((t) => t.insertPasskey(tenant, row)),
+    getPasskey: (tenant, id) => store.tx((t) => t.getPasskey(tenant, id)),
+    listPasskeys: (tenant, userId) => store.tx((t) => t.listPasskeys(tenant, userId)),
+    deletePasskey: (tenant, id) => store.tx((t) => t.deletePasskey(tenant, id)),
+    touchPasskey: (tenant, id, counter, now) =>
+      store.tx((t) => t.touchPasskey(tenant, id, counter, now)),
+    useNonce: (tenant, nonce, exp, now) =>
+      store.tx((t) => t.usePasskeyNonce(tenant, nonce, exp, now)),
+    insertProof: (tenant, row) => store.tx((t) => t.insertApprovalProof(tenant, row)),
+    listProofs: (tenant, requestId) => store.tx((t) => t.listApprovalProofs(tenant, requestId)),
+    close: () => Promise.resolve(),
+  };
+}
+
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS passkeys (
     tenant TEXT NOT NULL, id TEXT NOT NULL, user_id TEXT NOT NULL, public_key TEXT NOT NULL,
@@ -180,7 +179,8 @@ function passkeyOf(r: SqlRow): PasskeyRow {
 }
 
 /**
- * Opens (creating if needed) a passkey store in a SQLite file.
+ * Opens (creating if needed) a passkey store in a separate SQLite file. `control serve` keeps
+ * passkeys in the control store instead ({@link controlStorePasskeyStore}).
  *
  * @param path the database file, or `:memory:`
  * @returns the store
