@@ -497,7 +497,7 @@ export interface BreakGlassView {
   id: string;
   holder: string;
   justification: string;
-  scope: { actions: string[]; services: string[] };
+  scope: { actions: string[]; services: string[]; environments?: string[] };
   opened_at: string;
   expires_at: string;
   active: boolean;
@@ -562,7 +562,8 @@ export function BreakGlassPage(
                     </td>
                     <td>{props.emails.get(s.holder) ?? s.holder}</td>
                     <td>
-                      {s.scope.actions.join(", ")} on {s.scope.services.join(", ")}
+                      {s.scope.actions.join(", ")} on {s.scope.services.join(", ")} in{" "}
+                      {(s.scope.environments ?? ["*"]).join(", ")}
                     </td>
                     <td>
                       <Time iso={s.opened_at} now={ctx.now} />
@@ -602,6 +603,10 @@ export function BreakGlassPage(
           <div class="field">
             <label for="bg-services">Services (comma-separated, * for any)</label>
             <input id="bg-services" name="services" type="text" value="*" required />
+          </div>
+          <div class="field">
+            <label for="bg-environments">Environments (comma-separated, * for any)</label>
+            <input id="bg-environments" name="environments" type="text" value="*" required />
           </div>
           <div class="field">
             <label for="bg-minutes">Duration (minutes)</label>
@@ -650,7 +655,8 @@ export function BreakGlassSessionPage(
           <dt>Scope</dt>
           <dd>
             actions <code>{s.scope.actions.join(", ")}</code> on services{" "}
-            <code>{s.scope.services.join(", ")}</code>
+            <code>{s.scope.services.join(", ")}</code> in environments{" "}
+            <code>{(s.scope.environments ?? ["*"]).join(", ")}</code>
           </dd>
           <dt>Opened</dt>
           <dd>

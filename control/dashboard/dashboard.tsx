@@ -889,7 +889,11 @@ export function createDashboard(deps: DashboardDeps): Hono {
       const minutes = Number(one(b, "minutes"));
       const out = await s.api.post<BreakGlassView>("/breakglass", {
         justification: one(b, "justification"),
-        scope: { actions: split(one(b, "actions")), services: split(one(b, "services")) },
+        scope: {
+          actions: split(one(b, "actions")),
+          services: split(one(b, "services")),
+          environments: split(one(b, "environments") || "*"),
+        },
         ...(Number.isFinite(minutes) && minutes > 0
           ? { duration_seconds: Math.round(minutes * 60) }
           : {}),

@@ -87,6 +87,7 @@ Deno.test(
         justification: "database on fire, need restarts",
         actions: "restart",
         services: "*",
+        environments: "staging",
         minutes: "30",
       };
       const cases: [string, Parameters<typeof d.req>[1]][] = [
@@ -125,10 +126,10 @@ Deno.test(
         form: { ...form, _csrf: o.csrf },
       });
       assert.equal(ok.status, 303);
-      assert.equal(
-        (await d.w.api("GET", "/v1/t/acme/breakglass", d.w.users.admin)).json.items.length,
-        1,
-      );
+      const opened = (await d.w.api("GET", "/v1/t/acme/breakglass", d.w.users.admin)).json.items;
+      assert.equal(opened.length, 1);
+      // The form's environments reach the session's scope.
+      assert.deepEqual(opened[0].scope.environments, ["staging"]);
     } finally {
       await d.close();
     }
