@@ -7,7 +7,7 @@
  */
 import { type CompiledPolicy, compilePolicy, parsePolicy, PolicyError } from "@infraveil/policy";
 import type { Ed25519KeyPair } from "@infraveil/trust";
-import type { EnvelopeSigner } from "./_signer.ts";
+import type { EnvelopeSigner } from "@infraveil/trust";
 import type { Random } from "./_ids.ts";
 import type { ControlStore, RequestRow, StoreTx, TenantRow, UserRow } from "./store.ts";
 import { ControlError } from "./error.ts";

@@ -24,7 +24,7 @@ import {
   type FaultHook,
   iso,
 } from "./_context.ts";
-import { createEnvelopeSigner, type EnvelopeSigner } from "./_signer.ts";
+import { createEnvelopeSigner, type EnvelopeSigner } from "@infraveil/trust";
 import { defaultRandom, parseToken, type Random, secretMatches } from "./_ids.ts";
 import { ControlError } from "./error.ts";
 import { appendEvidence, evidenceHead, exportEvidence } from "./evidence.ts";

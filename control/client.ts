@@ -53,7 +53,7 @@ import {
   type SignedApproval,
   verifySignedApproval,
 } from "./approval.ts";
-import { createEnvelopeSigner, type EnvelopeSigner } from "./_signer.ts";
+import { createEnvelopeSigner, type EnvelopeSigner } from "@infraveil/trust";
 
 export { actionHash, APPROVAL_AUDIENCE, verifySignedApproval };
 export type { ApprovalPayload, ExactAction, SignedApproval };

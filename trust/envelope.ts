@@ -86,6 +86,70 @@ export function signEnvelope<P extends MessagePayload>(
   return { payload, kid: key.kid, sig: encodeBase64Url(sig) };
 }
 
+/** Signs envelopes with one key through native WebCrypto (for signers on a hot path). */
+export interface EnvelopeSigner {
+  /** The key id. */
+  readonly kid: string;
+  /** The raw public key. */
+  readonly publicKey: Uint8Array;
+  /** Signs a payload into an envelope. */
+  sign<P extends MessagePayload>(payload: P): Promise<SignedEnvelope<P>>;
+}
+
+// PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410), which WebCrypto needs to import it.
+const PKCS8_ED25519_PREFIX = Uint8Array.from([
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+]);
+
+/**
+ * Builds a signer whose private seed lives in a non-extractable WebCrypto key. Ed25519 is
+ * deterministic (RFC 8032), so it produces exactly the envelopes {@link signEnvelope} does,
+ * several times faster.
+ *
+ * @param key the key pair
+ * @returns the signer
+ * @throws {TrustError} `NOT_CANONICAL` from `sign` when a payload is not plain JSON
+ * @example
+ * ```ts
+ * import { createEnvelopeSigner, generateKeyPair, signEnvelope } from "@infraveil/trust";
+ * const key = generateKeyPair();
+ * const payload = { type: "t", tenant: "acme", aud: "a", iat: 1, exp: 2, nonce: "n" };
+ * const env = await (await createEnvelopeSigner(key)).sign(payload);
+ * if (env.sig !== signEnvelope(payload, key).sig) throw new Error();
+ * ```
+ */
+export async function createEnvelopeSigner(key: Ed25519KeyPair): Promise<EnvelopeSigner> {
+  const der = concatBytes(PKCS8_ED25519_PREFIX, key.privateKey) as Uint8Array<ArrayBuffer>;
+  const cryptoKey = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, [
+    "sign",
+  ]);
+  der.fill(0);
+  return {
+    kid: key.kid,
+    publicKey: key.publicKey,
+    async sign<P extends MessagePayload>(payload: P): Promise<SignedEnvelope<P>> {
+      const message = signingInput(payload) as Uint8Array<ArrayBuffer>;
+      const sig = new Uint8Array(await crypto.subtle.sign("Ed25519", cryptoKey, message));
+      return { payload, kid: key.kid, sig: encodeBase64Url(sig) };
+    },
+  };
+}
+
 /** What a receiver accepts. */
 export interface VerifyEnvelopeOptions {
   /** Public keys the receiver trusts, by id. */

@@ -7,7 +7,7 @@
  * - {@link createDashboard}: the dashboard alone, calling an API given to it in process.
  * - {@link passkeyApprovalVerifier}: the approval proof verifier for `createControlApp`.
  * - {@link controlStorePasskeyStore} (in the control store's database),
- *   {@link memoryPasskeyStore}, {@link openSqlitePasskeyStore}: passkey storage.
+ *   {@link memoryPasskeyStore}, {@link controlStorePasskeyStore}: passkey storage.
  *
  * The dashboard never holds rules of its own: reads and changes go through the control-plane
  * API with the signed-in user's session token, so approvals from the dashboard follow exactly
@@ -61,7 +61,6 @@ export {
   type ApprovalProofRow,
   controlStorePasskeyStore,
   memoryPasskeyStore,
-  openSqlitePasskeyStore,
   type PasskeyRow,
   type PasskeyStore,
 } from "./passkey_store.ts";

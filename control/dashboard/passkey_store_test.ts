@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import {
   controlStorePasskeyStore,
   memoryPasskeyStore,
-  openSqlitePasskeyStore,
   type PasskeyRow,
   type PasskeyStore,
 } from "./passkey_store.ts";
@@ -44,7 +43,6 @@ const missing = (name: string): string | null =>
 
 const backends: [string, () => Promise<PasskeyStore>][] = [
   ["memory", () => Promise.resolve(memoryPasskeyStore())],
-  ["sqlite", () => openSqlitePasskeyStore(":memory:")],
   ["store:sqlite", () => inControlStore(sqliteBackend)],
   ["store:postgres", () => inControlStore(postgresBackend)],
 ];

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { generateKeyPair, keyPairFromSeed, signEnvelope, verifyEnvelope } from "@infraveil/trust";
-import { createEnvelopeSigner } from "./_signer.ts";
+import {
+  createEnvelopeSigner,
+  generateKeyPair,
+  keyPairFromSeed,
+  signEnvelope,
+  verifyEnvelope,
+} from "./mod.ts";
 
 Deno.test("createEnvelopeSigner() produces exactly signEnvelope()'s signatures", async () => {
   await fc.assert(
