@@ -457,9 +457,11 @@ function foldByte(c: number): number {
  * Builds the scanner.
  *
  * @param groups The literal lists; group `g` is `groups[g]` (empty literals are ignored).
+ * @param pack False keeps the unpacked transition table even when the packed one would fit
+ *   (for tests; the packed one is faster).
  * @returns The scanner.
  */
-export function buildGroupScanner(groups: string[][]): GroupScanner {
+export function buildGroupScanner(groups: string[][], pack = true): GroupScanner {
   const words = Math.max(1, Math.ceil(groups.length / 30));
   // Byte → equivalence class (bytes that occur in no literal share class 0).
   const cls = new Uint8Array(256);
@@ -523,33 +525,76 @@ export function buildGroupScanner(groups: string[][]): GroupScanner {
       }
     }
   }
-  // Renumber the states so that those with an output come first (a state is accepting iff its
-  // number is below `accepting`), and lay their outputs out flat.
-  const order: number[] = [];
-  for (let st = 0; st < n; st++) if (outs[st].size > 0) order.push(st);
-  const accepting = order.length;
-  for (let st = 0; st < n; st++) if (outs[st].size === 0) order.push(st);
-  const rename = new Int32Array(n);
-  for (let i = 0; i < n; i++) rename[order[i]] = i;
-  const table = new Int32Array(n * width);
-  for (let i = 0; i < n; i++) {
-    const old = order[i];
-    for (let c = 0; c < width; c++) table[i * width + c] = rename[next[old * width + c]];
+  // Each state's output (the groups it completes) as an index into a list of distinct output
+  // sets (0: none). A scan ORs a set in the first time it reaches it, so a long value costs one
+  // table step per byte, whatever the number of accepting states.
+  const outIdOf = new Map<string, number>();
+  const outList: Map<number, number>[] = [new Map()];
+  const outId = new Int32Array(n);
+  for (let st = 0; st < n; st++) {
+    if (outs[st].size === 0) continue;
+    const key = [...outs[st]].sort((a, b) => a[0] - b[0]).map(([w, m]) => `${w}:${m}`).join(",");
+    let id = outIdOf.get(key);
+    if (id === undefined) {
+      id = outList.length;
+      outList.push(outs[st]);
+      outIdOf.set(key, id);
+    }
+    outId[st] = id;
   }
-  const outMask = new Int32Array(accepting * words);
-  for (let i = 0; i < accepting; i++) {
-    for (const [w, m] of outs[order[i]]) outMask[i * words + w] |= m;
+  const outMask = new Int32Array(outList.length * words);
+  for (let i = 1; i < outList.length; i++) {
+    for (const [w, m] of outList[i]) outMask[i * words + w] |= m;
   }
-  const start = rename[0];
+  const seen = new Int32Array(outList.length);
+  let stamp = 0;
+  const nextStamp = (): void => {
+    if (++stamp === 0x3fffffff) {
+      seen.fill(0);
+      stamp = 1;
+    }
+  };
+  let obits = 1;
+  while (1 << obits < outList.length) obits++;
+  if (pack && n * width * (1 << obits) < 0x7fffffff) {
+    // Each entry packs the next state's row offset and its output id.
+    const omask = (1 << obits) - 1;
+    const table = new Int32Array(n * width);
+    for (let i = 0; i < n * width; i++) {
+      table[i] = next[i] * width * (1 << obits) + outId[next[i]];
+    }
+    return {
+      words,
+      scan(s: string): number[] {
+        const sat: number[] = new Array(words).fill(0);
+        nextStamp();
+        let row = 0;
+        for (let i = 0; i < s.length; i++) {
+          const e = table[row + cls[s.charCodeAt(i) & 0xff]];
+          row = e >>> obits;
+          const o = e & omask;
+          if (o !== 0 && seen[o] !== stamp) {
+            seen[o] = stamp;
+            const b = o * words;
+            for (let w = 0; w < words; w++) sat[w] |= outMask[b + w];
+          }
+        }
+        return sat;
+      },
+    };
+  }
   return {
     words,
     scan(s: string): number[] {
       const sat: number[] = new Array(words).fill(0);
-      let st = start;
+      nextStamp();
+      let st = 0;
       for (let i = 0; i < s.length; i++) {
-        st = table[st * width + cls[s.charCodeAt(i) & 0xff]];
-        if (st < accepting) {
-          const b = st * words;
+        st = next[st * width + cls[s.charCodeAt(i) & 0xff]];
+        const o = outId[st];
+        if (o !== 0 && seen[o] !== stamp) {
+          seen[o] = stamp;
+          const b = o * words;
           for (let w = 0; w < words; w++) sat[w] |= outMask[b + w];
         }
       }

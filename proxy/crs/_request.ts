@@ -27,8 +27,8 @@ export interface ValueCache {
   mask: number[] | undefined;
   /** Literal-scanner result, once needed. */
   sat: number[] | undefined;
-  /** Transformed values: pairs of transformation-chain id and result, once needed. */
-  tv: (number | ValueCache)[] | undefined;
+  /** Transformed values by transformation-chain prefix id (the engine's `Rule.tids`). */
+  tv: (ValueCache | undefined)[] | undefined;
 }
 
 /** The collections of one request. */

@@ -194,10 +194,51 @@ export function cssDecode(s: string): string {
   return out;
 }
 
+/** Output buffer of {@linkcode cmdLine} (grown as needed; transformations run one at a time). */
+let cmdBuf = new Uint8Array(256);
+
 /** `cmdLine`: normalises shell/Windows command lines the way ModSecurity does. */
 export function cmdLine(s: string): string {
   // Nothing to drop, collapse or lowercase: the value is already normalised.
   if (!/[\\"'^ ,;\t\r\nA-Z\u0100-\uffff]/.test(s)) return s;
+  const n = s.length;
+  if (n < 4096) {
+    // Byte strings (the usual case) in one pass into a buffer; the same steps as
+    // `cmdLineChars` below, with `asciiLower` folded in (for bytes it lowercases A–Z only).
+    if (cmdBuf.length < n + 1) cmdBuf = new Uint8Array(2 * n + 2);
+    const buf = cmdBuf;
+    let len = 0;
+    let space = false;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0xff) break;
+      if (c === 92 || c === 34 || c === 39 || c === 94) continue; // \ " ' ^
+      if (c === 32 || c === 44 || c === 59 || c === 9 || c === 13 || c === 10) {
+        space = true; // space , ; \t \r \n
+        continue;
+      }
+      if (c === 47 || c === 40) {
+        space = false; // spaces before / and ( are dropped
+        buf[len++] = c;
+        continue;
+      }
+      if (space) {
+        buf[len++] = 32;
+        space = false;
+      }
+      buf[len++] = c >= 65 && c <= 90 ? c + 32 : c;
+    }
+    if (i === n) {
+      if (space) buf[len++] = 32;
+      return String.fromCharCode.apply(null, buf.subarray(0, len) as unknown as number[]);
+    }
+  }
+  return cmdLineChars(s);
+}
+
+/** {@linkcode cmdLine} for any string (characters above 0xFF included). */
+export function cmdLineChars(s: string): string {
   let out = "";
   let space = false;
   for (let i = 0; i < s.length; i++) {
@@ -306,7 +347,9 @@ export function hexEncode(s: string): string {
 
 /** `normalizePath`: removes `./`, resolves `../`, collapses `//`. */
 export function normalizePath(s: string): string {
-  if (s.indexOf("/") < 0 && s.indexOf(".") < 0) return s;
+  // Without a slash the value is one segment: only "." changes (it is dropped).
+  if (s.indexOf("/") < 0) return s === "." ? "" : s;
+  if (isNormalAbsolutePath(s)) return s;
   const abs = s.startsWith("/");
   const trailing = s.endsWith("/") || s.endsWith("/.") || s.endsWith("/..");
   const parts = s.split("/");
@@ -325,9 +368,31 @@ export function normalizePath(s: string): string {
   return r;
 }
 
+/**
+ * Whether `s` is `/` followed by segments that are neither empty nor `.` nor `..` (the last may
+ * be empty: a trailing slash), which {@linkcode normalizePath} returns unchanged.
+ */
+function isNormalAbsolutePath(s: string): boolean {
+  if (s.charCodeAt(0) !== 47) return false;
+  let start = 1; // first character of the current segment
+  for (let i = 1; i <= s.length; i++) {
+    if (i < s.length && s.charCodeAt(i) !== 47) continue;
+    const len = i - start;
+    if (len === 0) {
+      if (i < s.length) return false; // "//"
+    } else if (
+      s.charCodeAt(start) === 46 && (len === 1 || (len === 2 && s.charCodeAt(start + 1) === 46))
+    ) {
+      return false; // "." or ".."
+    }
+    start = i + 1;
+  }
+  return true;
+}
+
 /** `normalizePathWin`: backslashes become slashes, then `normalizePath`. */
 export function normalizePathWin(s: string): string {
-  return normalizePath(s.replace(/\\/g, "/"));
+  return normalizePath(s.indexOf("\\") < 0 ? s : s.replace(/\\/g, "/"));
 }
 
 /** `utf8toUnicode`: valid multi-byte UTF-8 sequences become `%uHHHH`. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { TRANSFORMS } from "./_transforms.ts";
+import fc from "fast-check";
+import { cmdLineChars, normalizePath, normalizePathWin, TRANSFORMS } from "./_transforms.ts";
 import { compileRegex } from "./_regex.ts";
 
 const t = (name: string, s: string): string => TRANSFORMS[name](s);
@@ -30,4 +31,87 @@ Deno.test("compileRegex() maps inline flags and PCRE's $", () => {
   assert.ok(compileRegex("^a(?i)b|c", "x").test("C"));
   assert.ok(compileRegex("[[:digit:]]+", "x").test("7"));
   assert.throws(() => compileRegex("(", "f.conf:9"), /f\.conf:9/);
+});
+
+// The fast paths of cmdLine and normalizePath(Win) against the plain implementations.
+
+/** normalizePath as first written (no fast paths): the reference. */
+function normalizePathReference(s: string): string {
+  if (s.indexOf("/") < 0 && s.indexOf(".") < 0) return s;
+  const abs = s.startsWith("/");
+  const trailing = s.endsWith("/") || s.endsWith("/.") || s.endsWith("/..");
+  const out: string[] = [];
+  for (const p of s.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
+      else if (!abs) out.push("..");
+      continue;
+    }
+    out.push(p);
+  }
+  let r = (abs ? "/" : "") + out.join("/");
+  if (trailing && out.length > 0) r += "/";
+  return r;
+}
+
+const pathChars = fc.stringMatching(/^[/.\\a]{0,12}$/);
+const cmdChars = fc.array(
+  fc.constantFrom(
+    " ",
+    ",",
+    ";",
+    "\t",
+    "\r",
+    "\n",
+    "\\",
+    '"',
+    "'",
+    "^",
+    "/",
+    "(",
+    "A",
+    "z",
+    "Z",
+    "\xc0",
+    "\xff",
+    "\u0130",
+    "\u0100",
+    "1",
+  ),
+  { maxLength: 20 },
+).map((a) => a.join(""));
+
+Deno.test("cmdLine() equals the character-by-character implementation", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        cmdChars,
+        fc.string({ maxLength: 30 }),
+        fc.string({ unit: "binary", maxLength: 30 }),
+      ),
+      (s) => {
+        assert.equal(t("cmdline", s), cmdLineChars(s));
+      },
+    ),
+    { numRuns: 3000 },
+  );
+  for (const long of ["A ;x".repeat(1000), "A ".repeat(3000), "b\u0100".repeat(3000)]) {
+    assert.equal(t("cmdline", long), cmdLineChars(long));
+  }
+});
+
+Deno.test("normalizePath() and normalizePathWin() equal the plain implementation", () => {
+  fc.assert(
+    fc.property(fc.oneof(pathChars, fc.string({ maxLength: 20 })), (s) => {
+      assert.equal(normalizePath(s), normalizePathReference(s));
+      assert.equal(normalizePathWin(s), normalizePathReference(s.replace(/\\/g, "/")));
+    }),
+    { numRuns: 5000 },
+  );
+  for (
+    const s of ["/", "/a/", "/a", ".", "..", "/.", "/..", "/...", "/.a/", "//", "a/.", "/a//b"]
+  ) {
+    assert.equal(normalizePath(s), normalizePathReference(s), s);
+  }
 });

@@ -10,6 +10,7 @@
 import type { RuleMatch, RuleRequest, RuleVerdict } from "../rule_engine.ts";
 import { CrsError } from "./_errors.ts";
 import { compileOperator, type Operator } from "./_operators.ts";
+import { hasKeyPrefix, keyPrefixOf } from "./_keys.ts";
 import { compileRegex } from "./_regex.ts";
 import { buildGroupScanner, type GroupScanner, requiredLiterals } from "./_prefilter.ts";
 import {
@@ -19,6 +20,7 @@ import {
   parseBody,
   type RequestData,
   type ValueCache,
+  valueCacheOf,
   type VarElem,
 } from "./_request.ts";
 import { IDENTITY_UNLESS, type Transform, TRANSFORMS } from "./_transforms.ts";
@@ -30,6 +32,8 @@ interface Target {
   /** Lowercased literal selector. */
   key?: string;
   re?: RegExp;
+  /** With `re`: the lowercased literal when `re` is `/^literal/i` (see `keyPrefixOf`). */
+  prefix?: string;
   count: boolean;
   /** The rule's exclusions that concern this variable (filled when compilation ends). */
   excl?: Exclusion[];
@@ -316,6 +320,7 @@ function compileTarget(spec: TargetSpec, where: string): Target | Exclusion {
     name: spec.name,
     key,
     re,
+    prefix: re === undefined ? undefined : keyPrefixOf(re),
     count: spec.count,
     excl: undefined,
     kind: undefined,
@@ -1362,10 +1367,20 @@ function targetNow(
       if (tg.name === "TX") {
         const out: VarElem[] = [];
         const re = tg.re!;
-        t.tx.forEach((v, k) => {
-          if (re.test(k)) out.push(elem(k, v, `TX:${k}`));
-        });
+        const prefix = tg.prefix;
+        if (prefix !== undefined) {
+          t.tx.forEach((v, k) => {
+            if (hasKeyPrefix(k, prefix)) out.push(elem(k, v, `TX:${k}`));
+          });
+        } else {
+          t.tx.forEach((v, k) => {
+            if (re.test(k)) out.push(elem(k, v, `TX:${k}`));
+          });
+        }
         elems = out;
+      } else if (tg.prefix !== undefined) {
+        const prefix = tg.prefix;
+        elems = t.collection(tg.name).filter((e) => hasKeyPrefix(e.key, prefix));
       } else elems = t.collection(tg.name).filter((e) => tg.re!.test(e.key));
       break;
     default:
@@ -1386,18 +1401,22 @@ function targetNow(
 }
 
 /**
- * Which characters occur in `s`: bits of ASCII 0–127 in words 0–3; word 4: 1 for a byte
- * 0x80–0xFF, 2 for a wider character.
+ * Which characters occur in `s`: bits of ASCII 0–127 in 26-bit words 0–4 (character `c` is bit
+ * `c % 26` of word `c / 26`); word 4 also has bit 24 for a byte 0x80–0xFF and bit 25 for a wider
+ * character. (26-bit words stay small integers, so the arrays keep one element kind.)
  */
 function charMask(s: string): number[] {
   let a = 0, b = 0, c = 0, d = 0, h = 0;
   for (let i = 0; i < s.length; i++) {
     const ch = s.charCodeAt(i);
-    if (ch < 32) a |= 1 << ch;
-    else if (ch < 64) b |= 1 << (ch - 32);
-    else if (ch < 96) c |= 1 << (ch - 64);
-    else if (ch < 128) d |= 1 << (ch - 96);
-    else h |= ch < 256 ? 1 : 2;
+    if (ch < 52) {
+      if (ch < 26) a |= 1 << ch;
+      else b |= 1 << (ch - 26);
+    } else if (ch < 104) {
+      if (ch < 78) c |= 1 << (ch - 52);
+      else d |= 1 << (ch - 78);
+    } else if (ch < 128) h |= 1 << (ch - 104);
+    else h |= ch < 256 ? 1 << 24 : 1 << 25;
   }
   return [a, b, c, d, h];
 }
@@ -1433,32 +1452,26 @@ function transformedInfo(t: Tx, e: VarElem, rule: Rule, n: number): ValueCache {
     }
   }
   const tids = rule.tids;
-  let pairs = raw.tv;
-  if (pairs === undefined) raw.tv = pairs = [];
+  let tv = raw.tv;
+  if (tv === undefined) raw.tv = tv = [];
   // the longest cached prefix
   let from = raw;
   let done = 0;
-  for (let k = n; k > 0 && done === 0; k--) {
-    const id = tids[k - 1];
-    for (let p = 0; p < pairs.length; p += 2) {
-      if (pairs[p] === id) {
-        from = pairs[p + 1] as ValueCache;
-        done = k;
-        break;
-      }
+  for (let k = n; k > 0; k--) {
+    const c = tv[tids[k - 1]];
+    if (c !== undefined) {
+      from = c;
+      done = k;
+      break;
     }
   }
   for (let k = done; k < n; k++) {
     const v = rule.transforms[k](from.value);
-    if (v !== from.value) from = valueInfo(t, v);
-    pairs.push(tids[k], from);
+    // A new string gets its own caches (equal results of different values are rare).
+    if (v !== from.value) from = valueCacheOf(v);
+    tv[tids[k]] = from;
   }
   return from;
-}
-
-/** The value after the first `n` of the rule's transformations. */
-function transformedPrefix(t: Tx, e: VarElem, rule: Rule, n: number): string {
-  return n === 0 ? e.value : transformedInfo(t, e, rule, n).value;
 }
 
 /** The scanner result of a string (cached). */
@@ -1473,17 +1486,13 @@ function scanned(t: Tx, e: VarElem, rule: Rule): number[] {
   return satOf(t, transformedInfo(t, e, rule, rule.tids.length));
 }
 
-/** The scanner result of any string (cached). */
-function scanValue(t: Tx, v: string): number[] {
-  return satOf(t, valueInfo(t, v));
-}
-
 const MATCHED: string[] = [];
 
 /** Runs the operator on one value: its captures (only built for `capture` rules) or undefined. */
-function runOp(t: Tx, rule: Rule, v: string, param: string): string[] | undefined {
+function runOp(t: Tx, rule: Rule, c: ValueCache, param: string): string[] | undefined {
+  const v = c.value;
   if (rule.pfBit !== 0) {
-    if ((scanValue(t, v)[rule.pfWord] & rule.pfBit) === 0) return undefined;
+    if ((satOf(t, c)[rule.pfWord] & rule.pfBit) === 0) return undefined;
     if (rule.pfExact && !rule.capture) return MATCHED;
   }
   if (rule.capture) return rule.op.run(v, param);
@@ -1525,13 +1534,15 @@ function matchRule(t: Tx, rule: Rule): boolean {
     let v = e.value;
     if (multi) {
       // The operator runs on the raw value and after every transformation that changes it.
-      caps = runOp(t, rule, v, param);
+      let c = transformedInfo(t, e, rule, 0);
+      caps = runOp(t, rule, c, param);
       if (rule.negated) caps = caps ? undefined : [v];
       for (let k = 0; !caps && k < rule.transforms.length; k++) {
-        const nv = transformedPrefix(t, e, rule, k + 1);
-        if (nv === v) continue;
-        v = nv;
-        caps = runOp(t, rule, v, param);
+        const nc = transformedInfo(t, e, rule, k + 1);
+        if (nc.value === v) continue;
+        c = nc;
+        v = nc.value;
+        caps = runOp(t, rule, c, param);
         if (rule.negated) caps = caps ? undefined : [v];
       }
       if (!caps) continue;
@@ -1539,9 +1550,9 @@ function matchRule(t: Tx, rule: Rule): boolean {
       let matched: boolean;
       if (rule.pfBit !== 0 && (scanned(t, e, rule)[rule.pfWord] & rule.pfBit) === 0) {
         matched = false; // none of the literals every match needs occurs
-        if (rule.negated) v = transformedPrefix(t, e, rule, rule.tids.length);
+        if (rule.negated) v = transformedInfo(t, e, rule, rule.tids.length).value;
       } else {
-        v = transformedPrefix(t, e, rule, rule.tids.length);
+        v = transformedInfo(t, e, rule, rule.tids.length).value;
         matched = rule.pfExact || op.test(v, param);
       }
       if (rule.negated) matched = !matched;
