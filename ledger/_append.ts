@@ -7,7 +7,7 @@
 import { ENTRY_VERSION, formatOwnEntry, type LedgerEntry, ROTATE_TYPE } from "./entry.ts";
 import { LedgerError } from "./error.ts";
 import type { AppendInput, AppendOptions } from "./state.ts";
-import { encodeLeaf } from "./_hash.ts";
+import { encodeLeaf, encodeLeafInto } from "./_hash.ts";
 
 /** The next entry, its line and leaf hash; the line's bytes wait in the hashing module. */
 export interface NextEntry {
@@ -37,6 +37,43 @@ export function formatNext(
   input: AppendInput,
   options: AppendOptions,
 ): NextEntry {
+  const entry = nextEntry(size, prev, input, options);
+  const line = formatOwnEntry(entry);
+  const { hash, length } = encodeLeaf(line);
+  return { entry, line, hash, length };
+}
+
+/**
+ * {@link formatNext} for the writer's group commit: the leaf hash goes into `hashes` at byte
+ * `at`, and the entry object is not kept.
+ *
+ * @param size entries so far (the new entry's seq)
+ * @param prev hex leaf hash of the last line
+ * @param input type, actor, data
+ * @param options clock and default actor
+ * @param hashes where the leaf hash goes
+ * @param at its offset there
+ * @returns the line and its byte length (the bytes wait in the hashing module)
+ * @throws {LedgerError} `BAD_ENTRY` for invalid input
+ */
+export function formatNextInto(
+  size: number,
+  prev: string,
+  input: AppendInput,
+  options: AppendOptions,
+  hashes: Uint8Array,
+  at: number,
+): { line: string; length: number } {
+  const line = formatOwnEntry(nextEntry(size, prev, input, options));
+  return { line, length: encodeLeafInto(line, hashes, at) };
+}
+
+function nextEntry(
+  size: number,
+  prev: string,
+  input: AppendInput,
+  options: AppendOptions,
+): LedgerEntry {
   const { now = Date.now, actor = "ledger" } = options;
   if (input === null || typeof input !== "object") {
     throw new LedgerError("BAD_ENTRY", "An entry must be an object with type and data");
@@ -44,16 +81,25 @@ export function formatNext(
   if (input.type === ROTATE_TYPE && size === 0) {
     throw new LedgerError("BAD_ENTRY", `${ROTATE_TYPE} cannot be the first entry of a ledger`);
   }
-  const entry: LedgerEntry = {
+  return {
     v: ENTRY_VERSION,
     seq: size,
-    ts: new Date(now()).toISOString(),
+    ts: timestampOf(now()),
     type: input.type,
     actor: input.actor ?? actor,
     data: input.data === undefined ? null : input.data,
     prev,
   };
-  const line = formatOwnEntry(entry);
-  const { hash, length } = encodeLeaf(line);
-  return { entry, line, hash, length };
+}
+
+// Appends come many to a millisecond: format each millisecond's timestamp once.
+let lastMs = NaN;
+let lastTs = "";
+
+function timestampOf(ms: number): string {
+  if (ms !== lastMs) {
+    lastTs = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastTs;
 }

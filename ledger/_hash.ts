@@ -18,6 +18,9 @@ interface Sha256Exports {
   plain(d: number, len: number, out: number): void;
   node(l: number, r: number, out: number): void;
   leaves(d: number, bounds: number, count: number, out: number): void;
+  extend(slots: number, size: number, cur: number, count: number): void;
+  newlines(d: number, len: number): number;
+  split(d: number, len: number, bounds: number): number;
 }
 
 let exports: Sha256Exports | null = null;
@@ -77,12 +80,31 @@ let dataView: Uint8Array = new Uint8Array(0);
  * @returns the line's RFC 6962 leaf hash and its length in bytes
  */
 export function encodeLeaf(text: string): { hash: Uint8Array; length: number } {
+  const length = encodeLeafInModule(text);
+  return { hash: mem.slice(base + 64, base + 96), length };
+}
+
+/**
+ * {@link encodeLeaf} writing the hash into `hashes` at byte `at` instead of a new array.
+ *
+ * @param text the line, without its newline
+ * @param hashes where the hash goes
+ * @param at its offset there
+ * @returns the line's length in bytes
+ */
+export function encodeLeafInto(text: string, hashes: Uint8Array, at: number): number {
+  const length = encodeLeafInModule(text);
+  hashes.set(mem.subarray(base + 64, base + 96), at);
+  return length;
+}
+
+function encodeLeafInModule(text: string): number {
   const w = wasm();
   const m = reserve(w, text.length * 3);
   if (dataView.buffer !== m.buffer || dataView.byteLength === 0) dataView = m.subarray(data);
   const { written } = encoder.encodeInto(text, dataView);
   w.leaf(data, written, base + 64);
-  return { hash: m.slice(base + 64, base + 96), length: written };
+  return written;
 }
 
 /**
@@ -149,6 +171,70 @@ export function leafHashesOf(buf: Uint8Array, bounds: Uint32Array, count: number
   for (let i = 0; i < 2 * count; i++) b[i] = bounds[i] - first;
   w.leaves(data, data + boundsAt, count, data + outAt);
   return m.slice(data + outAt, data + outAt + count * 32);
+}
+
+/**
+ * Finds the complete lines of `bytes[pos:]` and their leaf hashes, in two calls of the module.
+ *
+ * @param bytes the buffer
+ * @param pos where the first line starts
+ * @returns the number of lines (newlines), each line's start and end (the offset of its newline)
+ *   in `bytes`, two per line, and the leaf hashes, 32 bytes per line
+ */
+export function linesAndLeafHashes(
+  bytes: Uint8Array,
+  pos: number,
+): { count: number; bounds: Uint32Array; hashes: Uint8Array } {
+  const w = wasm();
+  const len = bytes.length - pos;
+  let m = reserve(w, len);
+  m.set(bytes.subarray(pos), data);
+  const count = w.newlines(data, len);
+  const boundsAt = data + ((len + 3) & ~3);
+  const outAt = boundsAt + count * 8;
+  m = reserve(w, outAt - data + count * 32);
+  w.split(data, len, boundsAt);
+  w.leaves(data, boundsAt, count, outAt);
+  const bounds = new Uint32Array(m.buffer.slice(boundsAt, boundsAt + count * 8));
+  if (pos !== 0) { for (let i = 0; i < 2 * count; i++) bounds[i] += pos; }
+  return { count, bounds, hashes: m.slice(outAt, outAt + count * 32) };
+}
+
+/** Bytes for the frontier's slots in {@link extendFrontier}: one per possible tree level. */
+const SLOT_BYTES = 64 * 32;
+
+/**
+ * Appends many leaf hashes to a compact tree's frontier in one call: the hashes of each tree
+ * level are independent of each other, so the module computes them four at a time.
+ *
+ * @param size leaves the frontier stands for
+ * @param frontier perfect-subtree roots, largest first (one per set bit of `size`)
+ * @param hashes buffer holding the leaf hashes, 32 bytes each, back to back
+ * @param from index (in hashes) of the first leaf hash to append
+ * @param count how many to append
+ * @returns the frontier for `size + count` leaves (new arrays)
+ */
+export function extendFrontier(
+  size: number,
+  frontier: readonly Uint8Array[],
+  hashes: Uint8Array,
+  from: number,
+  count: number,
+): Uint8Array[] {
+  const w = wasm();
+  const m = reserve(w, SLOT_BYTES + count * 32);
+  let f = 0;
+  for (let h = 63; h >= 0; h--) {
+    if (Math.floor(size / 2 ** h) % 2 === 1) m.set(frontier[f++], data + 32 * h);
+  }
+  m.set(hashes.subarray(32 * from, 32 * (from + count)), data + SLOT_BYTES);
+  w.extend(data, size, data + SLOT_BYTES, count);
+  const out: Uint8Array[] = [];
+  const after = size + count;
+  for (let h = 63; h >= 0; h--) {
+    if (Math.floor(after / 2 ** h) % 2 === 1) out.push(m.slice(data + 32 * h, data + 32 * h + 32));
+  }
+  return out;
 }
 
 /** SHA-256 of the empty string: the root of an empty tree. */

@@ -10,10 +10,12 @@ const PAIRS: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).pad
  * Lowercase hex of bytes.
  *
  * @param bytes the bytes
+ * @param start first byte (default 0)
+ * @param end one past the last byte (default: the end)
  * @returns their hex
  */
-export function hexOf(bytes: Uint8Array): string {
+export function hexOf(bytes: Uint8Array, start = 0, end: number = bytes.length): string {
   let out = "";
-  for (let i = 0; i < bytes.length; i++) out += PAIRS[bytes[i]];
+  for (let i = start; i < end; i++) out += PAIRS[bytes[i]];
   return out;
 }

@@ -12,8 +12,9 @@ export const CHUNK_BYTES: number = 1 << 20;
  *
  * @param path the file
  * @param chunkBytes bytes per read
- * @param reuse hand out the same buffer every time (for a consumer done with each chunk
- *   before it asks for the next, like the verifier): constant memory, no garbage
+ * @param reuse hand out the same two buffers in turn (for a consumer done with each chunk
+ *   before it asks for the next, like the verifier): constant memory, no garbage, and the next
+ *   chunk is read while the consumer works on this one
  * @returns an async iterable of chunks
  */
 export async function* fileChunks(
@@ -22,22 +23,42 @@ export async function* fileChunks(
   reuse = false,
 ): AsyncGenerator<Uint8Array> {
   const file = await Deno.open(path, { read: true });
-  let shared: Uint8Array | null = null;
+  const fill = async (buf: Uint8Array): Promise<number> => {
+    let filled = 0;
+    while (filled < chunkBytes) {
+      const n = await file.read(buf.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    return filled;
+  };
+  let ahead: Promise<number> | null = null;
   try {
-    for (;;) {
-      const buf: Uint8Array = reuse
-        ? (shared ??= new Uint8Array(chunkBytes))
-        : new Uint8Array(chunkBytes);
-      let filled = 0;
-      while (filled < chunkBytes) {
-        const n = await file.read(buf.subarray(filled));
-        if (n === null) break;
-        filled += n;
+    if (!reuse) {
+      for (;;) {
+        const buf = new Uint8Array(chunkBytes);
+        const filled = await fill(buf);
+        if (filled > 0) yield filled === chunkBytes ? buf : buf.subarray(0, filled);
+        if (filled < chunkBytes) return;
       }
-      if (filled > 0) yield filled === chunkBytes ? buf : buf.subarray(0, filled);
+    }
+    const bufs = [new Uint8Array(chunkBytes), new Uint8Array(chunkBytes)];
+    let turn = 0;
+    let next = fill(bufs[0]);
+    ahead = next;
+    for (;;) {
+      const buf = bufs[turn];
+      const filled = await next;
+      ahead = null;
+      if (filled === 0) return;
+      turn = 1 - turn;
+      if (filled === chunkBytes) ahead = next = fill(bufs[turn]);
+      yield filled === chunkBytes ? buf : buf.subarray(0, filled);
       if (filled < chunkBytes) return;
     }
   } finally {
+    // A read still under way when the consumer stopped early: let it end before closing.
+    if (ahead) await ahead.catch(() => {});
     file.close();
   }
 }

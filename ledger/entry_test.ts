@@ -101,6 +101,41 @@ Deno.test("scanEntryLine() accepts exactly what parseEntry() accepts, for mutate
   for (const line of base) assert.equal(scan(enc.encode(line)).error, "");
 });
 
+Deno.test("scanEntryLine() reads nothing outside its line: the bytes around it change nothing", () => {
+  const base = [
+    formatEntry(entryOf({ a: [1, 2.5, -3e-7, 'x\u0001\n"\\é😀'], b: { c: null, d: true } })),
+    formatEntry(entryOf({ "10": 1, "é": 3, "a\nb": 4 })),
+    formatEntry(entryOf(-0.5)),
+  ];
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...base),
+      fc.nat(),
+      fc.nat({ max: 12 }),
+      fc.uint8Array({ maxLength: 8 }),
+      fc.uint8Array({ minLength: 1, maxLength: 8 }),
+      (line, where, cut, before, after) => {
+        // The line, cut short at some point (most cuts are invalid), between arbitrary bytes.
+        const bytes = enc.encode(line);
+        const end = Math.max(0, bytes.length - (where % bytes.length) * (cut > 6 ? 0 : 1));
+        const alone = bytes.slice(0, end);
+        const framed = new Uint8Array([...before, ...alone, ...after]);
+        const a = scan(alone);
+        const b: ScannedLine = { error: "", seq: -1, prevOffset: -1, rotate: false };
+        scanEntryLine(framed, before.length, before.length + end, b);
+        assert.equal(b.error, a.error);
+        if (!a.error) {
+          assert.deepEqual(
+            [b.seq, b.prevOffset - before.length, b.rotate],
+            [a.seq, a.prevOffset, a.rotate],
+          );
+        }
+      },
+    ),
+    { numRuns: 5000 },
+  );
+});
+
 Deno.test("scanEntryLine() accepts every character formatEntry() allows in type", () => {
   const line = formatEntry({ ...entryOf(null), type: "AZaz09._:/-" });
   assert.equal(scan(enc.encode(line)).error, "");

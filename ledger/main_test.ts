@@ -134,6 +134,8 @@ Deno.test("ledger CLI: usage and input errors exit 2 with a message", async () =
       [["verify", `${dir}/x`, "--bogus"], /Unknown option '--bogus'/],
       [["verify", `${dir}/x`, "--head", "12:abc"], /Invalid anchor/],
       [["verify", `${dir}/x`, "--format", "yaml"], /unknown --format/],
+      [["verify", `${dir}/x`, "--workers", "1.5"], /--workers "1.5": use a whole number/],
+      [["verify", `${dir}/x`, "--workers", "two"], /--workers "two": use a whole number/],
       [["append", `${dir}/a.jsonl`], /needs --type/],
       [["append", `${dir}/a.jsonl`, "--type", "t", "--data", "{nope"], /--data is not JSON/],
       [["prove", `${dir}/a.jsonl`], /exactly one of --seq N and --from-size M/],
@@ -180,6 +182,30 @@ Deno.test("ledger CLI: verify follows a rotated set of files", async () => {
     r = await cli(["verify", `${dir}/audit-2.jsonl`, `${dir}/audit-1.jsonl`]);
     assert.equal(r.code, 1);
     assert.match(r.stdout, /TAMPERED: reordered at .*audit-1\.jsonl:1 \(seq 6\)/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ledger CLI: verify reports the same with and without workers", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/a.jsonl`;
+    const input = Array.from({ length: 30 }, (_, i) => JSON.stringify({ type: "t", data: i }))
+      .join("\n") + "\n";
+    assert.equal((await cli(["append", path, "--jsonl", "-"], input)).code, 0);
+    const text = await Deno.readTextFile(path);
+    const runs = [];
+    for (const content of [text, text.replace('"data":7', '"data":70')]) {
+      await Deno.writeTextFile(path, content);
+      for (const workers of ["0", "2"]) {
+        runs.push(await cli(["verify", path, "--format", "json", "--workers", workers]));
+      }
+    }
+    assert.deepEqual(runs.map((r) => r.code), [0, 0, 1, 1]);
+    assert.equal(runs[0].stdout, runs[1].stdout);
+    assert.equal(runs[2].stdout, runs[3].stdout);
+    assert.equal(JSON.parse(runs[3].stdout).problem.class, "edited");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { EMPTY_ROOT, leafHashOf, nodeHashOf } from "./_hash.ts";
+import { EMPTY_ROOT, extendFrontier, leafHashOf, nodeHashOf } from "./_hash.ts";
 import { LedgerError } from "./error.ts";
 
 export { EMPTY_ROOT };
@@ -135,6 +135,30 @@ export class CompactTree {
       f.push(h);
     }
     this.#size++;
+  }
+
+  /**
+   * Appends many leaf hashes at once (faster than one by one: each level's node hashes are
+   * computed together).
+   *
+   * @param hashes leaf hashes, 32 bytes each, back to back
+   * @param from index of the first hash to append (default 0)
+   * @param count how many to append (default: all from `from` on)
+   * @throws {LedgerError} `OUT_OF_RANGE` when the range does not fit `hashes`
+   */
+  appendAll(hashes: Uint8Array, from = 0, count: number = hashes.length / 32 - from): void {
+    if (
+      !Number.isSafeInteger(from) || !Number.isSafeInteger(count) || from < 0 || count < 0 ||
+      32 * (from + count) > hashes.length
+    ) {
+      throw new LedgerError(
+        "OUT_OF_RANGE",
+        `Cannot append hashes ${from}..${from + count} of ${hashes.length / 32}`,
+      );
+    }
+    if (count === 0) return;
+    this.#frontier = extendFrontier(this.#size, this.#frontier, hashes, from, count);
+    this.#size += count;
   }
 
   /**

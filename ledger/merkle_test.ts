@@ -163,3 +163,64 @@ Deno.test("MerkleTree rejects out-of-range proofs with a clear error", () => {
   assert.throws(() => tree.consistencyProof(0, 1), /old tree size 0/);
   assert.throws(() => tree.root(2), /tree size 2/);
 });
+
+Deno.test("CompactTree.appendAll() gives the frontier and root of appending one by one", () => {
+  const leaves = new Uint8Array(32 * 1100);
+  for (let i = 0; i < 1100; i++) {
+    leaves.set(hashLeaf(new TextEncoder().encode(`leaf ${i}`)), 32 * i);
+  }
+  // Split points around powers of two, odd and even starting sizes, single leaves.
+  const cuts = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    9,
+    15,
+    16,
+    17,
+    63,
+    64,
+    65,
+    100,
+    255,
+    256,
+    257,
+    511,
+    1023,
+    1100,
+  ];
+  for (const a of cuts) {
+    for (const b of cuts) {
+      if (b < a) continue;
+      const one = new CompactTree();
+      for (let i = 0; i < b; i++) one.append(leaves.subarray(32 * i, 32 * i + 32));
+      const batch = new CompactTree();
+      for (let i = 0; i < a; i++) batch.append(leaves.subarray(32 * i, 32 * i + 32));
+      batch.appendAll(leaves, a, b - a);
+      assert.equal(batch.size, b);
+      assert.deepEqual(batch.frontier, one.frontier, `${a}..${b}`);
+      assert.deepEqual(batch.root(), one.root(), `${a}..${b}`);
+    }
+  }
+  // A tree whose size needs more than 32 bits.
+  const big = new CompactTree(2 ** 40 + 1, [
+    new Uint8Array(32).fill(1),
+    new Uint8Array(32).fill(2),
+  ]);
+  const step = big.clone();
+  for (let i = 0; i < 5; i++) step.append(leaves.subarray(32 * i, 32 * i + 32));
+  big.appendAll(leaves, 0, 5);
+  assert.deepEqual(big.frontier, step.frontier);
+  assert.equal(big.size, 2 ** 40 + 6);
+});
+
+Deno.test("CompactTree.appendAll() rejects a range outside the hashes", () => {
+  const t = new CompactTree();
+  assert.throws(() => t.appendAll(new Uint8Array(64), 1, 2), /Cannot append hashes 1..3 of 2/);
+  assert.throws(() => t.appendAll(new Uint8Array(64), -1, 1), /Cannot append/);
+  assert.equal(t.size, 0);
+});

@@ -15,7 +15,15 @@ import { GENESIS_PREV, MAX_LINE_BYTES, scanEntryLine, type ScannedLine } from ".
 import { LedgerError } from "./error.ts";
 import type { LedgerStateJson } from "./state.ts";
 import { CompactTree } from "./merkle.ts";
-import { leafHashesOf, leafHashOf } from "./_hash.ts";
+import { leafHashOf } from "./_hash.ts";
+import {
+  analyzeChunk,
+  attachedAnalysis,
+  type ChunkAnalysis,
+  SCAN_BAD,
+  SCAN_CHAINED,
+  SCAN_ROTATE,
+} from "./_analyze.ts";
 
 /** What kind of damage the verifier found (see docs/ledger.md for the rules). */
 export type TamperClass =
@@ -161,15 +169,30 @@ class Verifier {
   readonly keys: readonly Uint8Array[];
   readonly lookahead: number;
   tree = new CompactTree();
+  /**
+   * Leaf hashes of good lines not yet in `tree`: hashes `pendFrom..pendFrom+pendCount` of
+   * `pendHashes`. They go in together (see {@link syncTree}); `expect` counts them already.
+   */
+  pendHashes: Uint8Array | null = null;
+  pendFrom = 0;
+  pendCount = 0;
   expect = 0;
+  /** Hex of the last good line's leaf hash, and the same bytes as little-endian words. */
   prevHex = new Uint8Array(64);
+  prevWords = new Uint32Array(this.prevHex.buffer);
+  /** The buffer the current line is in, as a DataView for the word-wise prev comparison. */
+  viewOf: Uint8Array | null = null;
+  view: DataView = new DataView(new ArrayBuffer(0));
   scanned: ScannedLine = { error: "", seq: 0, prevOffset: 0, rotate: false };
   started = false;
   // The last good line, for the classifier.
   lastFile = "";
   lastLine = 0;
   lastPrev = new Uint8Array(64);
-  lastHash = new Uint8Array(32);
+  /** Where the last line taken has its hash in a chunk's analysis (null: not from one). */
+  lastKnown: Uint8Array | null = null;
+  lastKnownIndex = -1;
+  lastPrevWords = new Uint32Array(this.lastPrev.buffer);
   // After a break: the broken line, then up to `lookahead` more.
   broken: Rec | null = null;
   expectPrevAtBreak = "";
@@ -211,7 +234,17 @@ class Verifier {
     if (!this.problem) this.problem = { class: cls, file, line, seq, message, offset };
   }
 
+  /** Appends the pending leaf hashes: call before anything reads `tree`. */
+  syncTree(): void {
+    if (this.pendCount > 0) {
+      this.tree.appendAll(this.pendHashes!, this.pendFrom, this.pendCount);
+      this.pendCount = 0;
+    }
+    this.pendHashes = null;
+  }
+
   checkHead(): void {
+    this.syncTree();
     const head = this.head!;
     const root = this.tree.root();
     const matched = encodeHex(root) === encodeHex(head.root);
@@ -239,18 +272,30 @@ class Verifier {
     file: FileSummary,
     torn: boolean,
     known?: Uint8Array,
+    knownIndex = 0,
+    scan: ChunkAnalysis["scan"] = null,
   ): void {
     const lineNo = file.lines;
     const fileStart = lineNo === 1;
     const s = this.scanned;
-    scanEntryLine(buf, start, end, s);
+    const flag = scan ? scan.flags[knownIndex] : SCAN_BAD;
+    if (flag === SCAN_BAD) {
+      scanEntryLine(buf, start, end, s);
+    } else {
+      s.error = "";
+      s.seq = scan!.seqs[knownIndex];
+      s.prevOffset = start + scan!.prevAt[knownIndex];
+      s.rotate = (flag & ~SCAN_CHAINED) === SCAN_ROTATE;
+    }
     if (fileStart && !s.error) file.firstSeq = s.seq;
     if (this.collecting) {
       if (s.error || torn) {
         this.finishBreak();
         return;
       }
-      const hash = known ?? leafHashOf(buf, start, end);
+      const hash = known
+        ? known.subarray(32 * knownIndex, 32 * knownIndex + 32)
+        : leafHashOf(buf, start, end);
       this.after.push(this.record(buf, start, end, file.name, lineNo, fileStart, hash));
       if (this.after.length >= this.lookahead) this.finishBreak();
       return;
@@ -273,20 +318,33 @@ class Verifier {
       this.fail("malformed", file.name, lineNo, this.expect, `not a valid entry: ${s.error}`);
       return;
     }
-    const hash = known ?? leafHashOf(buf, start, end);
+    const hash = known
+      ? known.subarray(32 * knownIndex, 32 * knownIndex + 32)
+      : leafHashOf(buf, start, end);
     if (!this.started) {
       this.started = true;
       if (s.rotate && s.seq > 0 && this.tree.size === 0) {
         if (!this.startFromRotation(buf, start, end, file.name, lineNo)) return;
       }
     }
+    // The prev digits against the last line's hash, four bytes at a time — unless the analysis
+    // found them equal to the hash of the line before in the chunk, which is the last line taken.
     let prevOk = true;
     const p = s.prevOffset;
-    const ph = this.prevHex;
-    for (let i = 0; i < 64; i++) {
-      if (buf[p + i] !== ph[i]) {
-        prevOk = false;
-        break;
+    const chained = flag !== SCAN_BAD && (flag & SCAN_CHAINED) !== 0 &&
+      this.lastKnown === known && this.lastKnownIndex === knownIndex - 1;
+    if (!chained) {
+      if (buf !== this.viewOf) {
+        this.viewOf = buf;
+        this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      }
+      const view = this.view;
+      const words = this.prevWords;
+      for (let i = 0; i < 16; i++) {
+        if (view.getUint32(p + 4 * i, true) !== words[i]) {
+          prevOk = false;
+          break;
+        }
       }
     }
     if (s.seq !== this.expect || !prevOk) {
@@ -299,7 +357,7 @@ class Verifier {
           ok: true,
           seq: this.expect - 1,
           prev: latin1.decode(this.lastPrev),
-          hash: encodeHex(this.lastHash),
+          hash: latin1.decode(this.prevHex),
           rotateSize: null,
           rotateFile: null,
           bytes: null,
@@ -309,6 +367,7 @@ class Verifier {
       this.expectPrevAtBreak = latin1.decode(this.prevHex);
       this.broken = this.record(buf, start, end, file.name, lineNo, fileStart, hash);
       this.broken.bytes = buf.slice(start, end);
+      this.syncTree();
       this.treeAtBreak = this.tree.clone();
       this.collecting = true;
       if (this.lookahead === 0) this.finishBreak();
@@ -316,6 +375,7 @@ class Verifier {
     }
     this.releaseRewrite();
     if (this.done) return;
+    if (s.rotate) this.syncTree();
     if (s.rotate && !this.rotationMatches(buf, start, end)) {
       this.fail(
         "edited",
@@ -328,15 +388,37 @@ class Verifier {
       );
       return;
     }
-    this.tree.append(hash);
+    if (known && !s.rotate) {
+      // Deferred: consecutive good lines of one batch go into the tree together.
+      if (this.pendCount === 0 || this.pendHashes !== known) {
+        this.syncTree();
+        this.pendHashes = known;
+        this.pendFrom = knownIndex;
+      } else if (this.pendFrom + this.pendCount !== knownIndex) {
+        this.syncTree();
+        this.pendHashes = known;
+        this.pendFrom = knownIndex;
+      }
+      this.pendCount++;
+    } else {
+      this.syncTree();
+      this.tree.append(hash);
+    }
     this.expect++;
+    // The line's prev equals the old prevHex (checked above): swap instead of copying.
+    const lastPrev = this.lastPrev;
+    this.lastPrev = this.prevHex;
+    this.prevHex = lastPrev;
+    const lastWords = this.lastPrevWords;
+    this.lastPrevWords = this.prevWords;
+    this.prevWords = lastWords;
     hexInto(hash, this.prevHex);
-    this.lastHash.set(hash);
-    this.lastPrev.set(buf.subarray(p, p + 64));
+    this.lastKnown = known ?? null;
+    this.lastKnownIndex = knownIndex;
     this.lastFile = file.name;
     this.lastLine = lineNo;
     this.lastOffset = this.offset;
-    if (this.head && this.tree.size === this.head.size) {
+    if (this.head && this.expect === this.head.size) {
       this.checkHead();
       if (!this.headChecked!.matched) {
         this.holdRewrite(
@@ -462,6 +544,7 @@ class Verifier {
   }
 
   rotationMatches(buf: Uint8Array, start: number, end: number): boolean {
+    this.syncTree();
     const ref = rotationReference(buf, start, end);
     if (!ref || ref.size !== this.tree.size) return false;
     if (ref.root !== encodeHex(this.tree.root())) return false;
@@ -674,6 +757,7 @@ class Verifier {
   finish(): VerifyReport {
     this.finishBreak();
     this.releaseRewrite();
+    this.syncTree();
     if (!this.problem && this.head) {
       if (this.tree.size < this.head.size) {
         const last = this.files[this.files.length - 1];
@@ -746,7 +830,6 @@ export async function verifyLedger(
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const v = new Verifier(options);
-  let bounds = new Uint32Array(8192);
   for await (const source of sources) {
     const file: FileSummary = { name: source.name, lines: 0, firstSeq: null };
     v.files.push(file);
@@ -788,23 +871,14 @@ export async function verifyLedger(
         v.line(joined, 0, joined.length, file, false);
         pos = nl + 1;
       }
-      // Hash every complete line of the chunk in one call, then check them in order.
-      let count = 0;
-      for (let at = pos, nl = chunk.indexOf(10, at); nl >= 0; nl = chunk.indexOf(10, at)) {
-        if (bounds.length < 2 * count + 2) {
-          const grown = new Uint32Array(bounds.length * 2);
-          grown.set(bounds);
-          bounds = grown;
-        }
-        bounds[2 * count] = at;
-        bounds[2 * count + 1] = nl;
-        count++;
-        at = nl + 1;
-      }
-      const hashes = leafHashesOf(chunk, bounds, count);
+      // Hash every complete line of the chunk in one call (or take what a worker computed),
+      // then check them in order.
+      const a = attachedAnalysis(chunk, pos) ?? analyzeChunk(chunk, pos, false);
+      const { count, hashes } = a;
+      const lineEnds = a.bounds;
       let index = 0;
       while (!v.done && pos < chunk.length) {
-        const nl = index < count ? bounds[2 * index + 1] : -1;
+        const nl = index < count ? lineEnds[2 * index + 1] : -1;
         if (nl < 0) {
           if (chunk.length - pos > MAX_LINE_BYTES + 1) {
             file.lines++;
@@ -823,7 +897,7 @@ export async function verifyLedger(
         }
         file.lines++;
         v.offset = base + pos;
-        v.line(chunk, pos, nl, file, false, hashes.subarray(32 * index, 32 * index + 32));
+        v.line(chunk, pos, nl, file, false, hashes, index, a.scan);
         index++;
         pos = nl + 1;
       }

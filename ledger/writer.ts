@@ -15,7 +15,7 @@ import { signCheckpoint } from "./checkpoint.ts";
 import { type JsonValue, ROTATE_TYPE } from "./entry.ts";
 import { LedgerError } from "./error.ts";
 import { CompactTree } from "./merkle.ts";
-import { formatNext, type NextEntry } from "./_append.ts";
+import { formatNext, formatNextInto } from "./_append.ts";
 import { copyEncoded } from "./_hash.ts";
 import { hexOf } from "./_hex.ts";
 import { type AppendInput, LedgerState } from "./state.ts";
@@ -334,12 +334,21 @@ class FileLedgerWriter implements LedgerWriter {
   #path: string;
   #lock: HeldLock;
   #file: Deno.FsFile;
-  // After every accepted append (the tree is mutated in place; snapshots are O(1) clones).
+  // After every accepted append (the tree is mutated in place; snapshots are O(1) clones),
+  // except that in group mode the leaf hashes of the appends waiting for the next write go
+  // into the tree together when it starts (`#hashes`, `#hashCount`).
   #tree: CompactTree;
+  #size: number;
   #prev: string;
-  #durable: LedgerState; // after the appends on disk
+  #hashes: Uint8Array = new Uint8Array(32 * 1024);
+  #hashCount = 0;
+  // After the appends on disk: the tree and prev, and the state built from them when asked for
+  // (building one per entry costs more than the rest of an fsync-mode append's own work).
+  #durableSnapshot: Snapshot;
+  #durableState: LedgerState | null;
   // Lines waiting for the next write, back to back, and their appends.
   #buf: Uint8Array = new Uint8Array(1 << 16);
+  #spare: Uint8Array | null = null;
   #bufLength = 0;
   #queue: Pending[] = [];
   #flushing: Promise<void> | null = null;
@@ -363,8 +372,10 @@ class FileLedgerWriter implements LedgerWriter {
     this.#file = file;
     const json = state.toJSON();
     this.#tree = new CompactTree(json.size, json.frontier.map(decodeHex));
+    this.#size = json.size;
     this.#prev = json.prev;
-    this.#durable = state;
+    this.#durableSnapshot = { tree: this.#tree.clone(), prev: json.prev };
+    this.#durableState = state;
     this.recovered = recovered;
     this.#mode = options.mode ?? "fsync";
     if (this.#mode !== "fsync" && this.#mode !== "group") {
@@ -401,25 +412,42 @@ class FileLedgerWriter implements LedgerWriter {
         new LedgerError("BAD_ENTRY", `Entry type ${ROTATE_TYPE} is reserved; use rotate()`),
       );
     }
-    let next: NextEntry;
+    const seq = this.#size;
+    const options = { now: this.#now, actor: this.#actor };
+    let line: string;
+    let length: number;
     try {
-      next = formatNext(this.#tree.size, this.#prev, input, { now: this.#now, actor: this.#actor });
+      if (this.#mode === "group") {
+        const at = 32 * this.#hashCount;
+        if (at + 32 > this.#hashes.length) {
+          const grown = new Uint8Array(this.#hashes.length * 2);
+          grown.set(this.#hashes.subarray(0, at));
+          this.#hashes = grown;
+        }
+        ({ line, length } = formatNextInto(seq, this.#prev, input, options, this.#hashes, at));
+        this.#hashCount++;
+        this.#prev = hexOf(this.#hashes, at, at + 32);
+      } else {
+        const next = formatNext(seq, this.#prev, input, options);
+        ({ line, length } = next);
+        this.#tree.append(next.hash);
+        this.#prev = hexOf(next.hash);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
+    this.#size++;
     // Copy the line (still in the hashing module) and a newline into the write buffer.
-    const need = this.#bufLength + next.length + 1;
+    const need = this.#bufLength + length + 1;
     if (need > this.#buf.length) {
       const grown = new Uint8Array(Math.max(need, this.#buf.length * 2));
       grown.set(this.#buf.subarray(0, this.#bufLength));
       this.#buf = grown;
     }
-    copyEncoded(this.#buf, this.#bufLength, next.length);
+    copyEncoded(this.#buf, this.#bufLength, length);
     this.#buf[need - 1] = 0x0a;
     this.#bufLength = need;
-    this.#tree.append(next.hash);
-    this.#prev = hexOf(next.hash);
-    const result: AppendResult = { seq: next.entry.seq, leafHash: this.#prev, line: next.line };
+    const result: AppendResult = { seq, leafHash: this.#prev, line };
     const snapshot = this.#mode === "fsync" ? { tree: this.#tree.clone(), prev: this.#prev } : null;
     return new Promise((resolve, reject) => {
       this.#queue.push({ end: need, snapshot, result, resolve, reject });
@@ -432,12 +460,22 @@ class FileLedgerWriter implements LedgerWriter {
   async #flush(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
-        // Take everything waiting; appends made meanwhile go to a fresh buffer.
+        // Take everything waiting; appends made meanwhile go to the other buffer.
         const batch = this.#queue;
-        const bytes = this.#buf.subarray(0, this.#bufLength);
-        const after: Snapshot = { tree: this.#tree.clone(), prev: this.#prev };
+        const written = this.#buf;
+        const bytes = written.subarray(0, this.#bufLength);
+        if (this.#hashCount > 0) {
+          this.#tree.appendAll(this.#hashes, 0, this.#hashCount);
+          this.#hashCount = 0;
+        }
+        const after: Snapshot | null = this.#mode === "group"
+          ? { tree: this.#tree.clone(), prev: this.#prev }
+          : null;
         this.#queue = [];
-        this.#buf = new Uint8Array(Math.max(1 << 16, this.#bufLength));
+        // A fresh buffer per batch costs more than the write itself when batches are single
+        // entries (fsync mode): two buffers take turns.
+        this.#buf = this.#spare ?? new Uint8Array(1 << 16);
+        this.#spare = null;
         this.#bufLength = 0;
         try {
           if (this.#mode === "fsync") {
@@ -448,15 +486,17 @@ class FileLedgerWriter implements LedgerWriter {
               writeAllSync(this.#file, bytes.subarray(start, p.end));
               this.#file.syncDataSync();
               start = p.end;
-              this.#durable = LedgerState.fromTree(p.snapshot!.tree, p.snapshot!.prev);
+              this.#setDurable(p.snapshot!);
               p.resolve(p.result);
             }
           } else {
             await writeAll(this.#file, bytes);
             await this.#file.syncData();
-            this.#durable = LedgerState.fromTree(after.tree, after.prev);
+            this.#setDurable(after!);
             for (const p of batch) p.resolve(p.result);
           }
+          // Done with it: the next batch may fill it (unless it grew large for a big batch).
+          if (written.length <= 1 << 20) this.#spare = written;
         } catch (e) {
           this.#failed = e;
           const err = new LedgerError(
@@ -465,7 +505,7 @@ class FileLedgerWriter implements LedgerWriter {
             { cause: e },
           );
           // Entries already synced were resolved; reject the rest.
-          const synced = this.#durable.size;
+          const synced = this.#durableSnapshot.tree.size;
           for (const p of [...batch, ...this.#queue.splice(0)]) {
             if (p.result.seq >= synced) p.reject(err);
           }
@@ -479,6 +519,16 @@ class FileLedgerWriter implements LedgerWriter {
 
   async #drain(): Promise<void> {
     while (this.#flushing) await this.#flushing;
+  }
+
+  #setDurable(snapshot: Snapshot): void {
+    this.#durableSnapshot = snapshot;
+    this.#durableState = null;
+  }
+
+  get #durable(): LedgerState {
+    const { tree, prev } = this.#durableSnapshot;
+    return this.#durableState ??= LedgerState.fromTree(tree, prev);
   }
 
   head(): Anchor {
@@ -549,8 +599,10 @@ class FileLedgerWriter implements LedgerWriter {
       this.#lock = newLock;
       const json = out.state.toJSON();
       this.#tree = new CompactTree(json.size, json.frontier.map(decodeHex));
+      this.#size = json.size;
       this.#prev = json.prev;
-      this.#durable = out.state;
+      this.#durableSnapshot = { tree: this.#tree.clone(), prev: json.prev };
+      this.#durableState = out.state;
     } catch (e) {
       next?.close();
       await Deno.remove(temp).catch(() => {});

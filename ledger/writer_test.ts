@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { decodeBase64, generateKeyPair } from "@infraveil/trust";
 import { parseAnchor } from "./anchor.ts";
 import { verifyCheckpoint } from "./checkpoint.ts";
-import { ROTATE_TYPE } from "./entry.ts";
+import { type JsonValue, ROTATE_TYPE } from "./entry.ts";
 import { LedgerError } from "./error.ts";
 import { verifyLedgerFiles } from "./files.ts";
+import { type AppendInput, LedgerState } from "./state.ts";
 import { openLedger, type QuarantineInfo } from "./writer.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -198,5 +199,55 @@ Deno.test("checkpoint() signs the durable head; rotate() chains files through it
     const reopened = await openLedger(second);
     assert.equal(reopened.anchor(), head);
     await reopened.close();
+  });
+});
+
+Deno.test("append() in both modes matches the in-memory state's heads, across waves, big lines and rotation", async () => {
+  await withDir(async (dir) => {
+    for (const mode of ["fsync", "group"] as const) {
+      const first = `${dir}/${mode}-1.jsonl`;
+      const ledger = await openLedger(first, { mode, actor: "agent:t", now: fixedNow });
+      let state = LedgerState.empty();
+      const expect = (input: AppendInput) => {
+        const out = state.append(input, { now: fixedNow, actor: "agent:t" });
+        state = out.state;
+        return out.line;
+      };
+      // Waves issued while the previous one is being written; lines that outgrow the write
+      // buffer (64 KiB), then small ones again in the reused buffers.
+      let inFlight: Promise<unknown> = Promise.resolve();
+      for (let wave = 0; wave < 6; wave++) {
+        const inputs: AppendInput[] = Array.from({ length: 50 + wave * 37 }, (_, i) => ({
+          type: "proxy.request",
+          data: wave === 2 && i % 10 === 0
+            ? { big: "x".repeat(70_000 + i) } as JsonValue
+            : { wave, i },
+        }));
+        const lines = inputs.map(expect);
+        const results = Promise.all(inputs.map((input) => ledger.append(input)));
+        await inFlight;
+        inFlight = results.then((rs) => assert.deepEqual(rs.map((r) => r.line), lines));
+      }
+      await inFlight;
+      assert.equal(ledger.anchor(), state.anchor(), mode);
+      assert.deepEqual(ledger.state().toJSON(), state.toJSON(), mode);
+      for (let i = 0; i < 3; i++) {
+        await ledger.append({ type: "e", data: i });
+        expect({ type: "e", data: i });
+        assert.equal(ledger.head().size, state.size);
+        assert.equal(ledger.anchor(), state.anchor(), `${mode} after ${i}`);
+      }
+      const second = `${dir}/${mode}-2.jsonl`;
+      await ledger.rotate(second);
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => ledger.append({ type: "after", data: i })),
+      );
+      assert.equal(results[39].seq, state.size + 40);
+      const head = ledger.anchor();
+      await ledger.close();
+      const report = await verifyLedgerFiles([first, second], { head: parseAnchor(head) });
+      assert.ok(report.ok, JSON.stringify(report.problem));
+      assert.equal(report.size, state.size + 41);
+    }
   });
 });

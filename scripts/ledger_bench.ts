@@ -2,8 +2,9 @@
  * Ledger benchmarks, each against its peer measured in the same run:
  *
  * 1. `verify ledger` on a 1,000,000-line ledger (entries of 150–250 bytes) vs `sha256sum` over
- *    the same file: lines/s and bytes/s, medians of 3 runs each; peak RSS (VmHWM) of the
- *    verifying process for 100k and 1M lines (constant memory = streaming);
+ *    the same file: lines/s and bytes/s, medians of 3 runs each, with the workers the CLI uses
+ *    by default (none below 4 cores) and with the other setting (cores - 1 workers, or none); peak RSS (VmHWM) of the verifying process
+ *    for 100k and 1M lines (constant memory = streaming);
  * 2. durable appends with fsync per entry vs the disk's own synchronous 200-byte writes
  *    (`dd oflag=dsync`), and with group commit (5,000 appends issued while the previous 5,000
  *    are being written and synced).
@@ -22,7 +23,7 @@ const JSON_OUT = Deno.args.includes("--json");
 // Child mode: verify one file and report time, lines and peak memory.
 if (Deno.args[0] === "--child-verify") {
   const t0 = performance.now();
-  const report = await verifyLedgerFiles([Deno.args[1]]);
+  const report = await verifyLedgerFiles([Deno.args[1]], { workers: Number(Deno.args[2]) });
   const ms = performance.now() - t0;
   const status = await Deno.readTextFile("/proc/self/status").catch(() => "");
   const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
@@ -85,8 +86,15 @@ async function timeCommand(cmd: string, args: string[]): Promise<{ ms: number; s
   return { ms, stdout: new TextDecoder().decode(out.stdout) };
 }
 
+/** Workers `infraveil verify ledger` starts by default: cores - 1 (at most 3) from 4 cores. */
+const CORES = navigator.hardwareConcurrency ?? 1;
+const CLI_WORKERS = CORES < 4 ? 0 : Math.min(3, CORES - 1);
+/** The other setting measured too: workers when the CLI uses none, none when it uses some. */
+const OTHER_WORKERS = CLI_WORKERS === 0 ? Math.max(1, CORES - 1) : 0;
+
 async function childVerify(
   path: string,
+  workers = CLI_WORKERS,
 ): Promise<{ ms: number; wallMs: number; vmHwmKb: number; heapUsedKb: number; size: number }> {
   const self = new URL(import.meta.url).pathname;
   const { ms: wallMs, stdout } = await timeCommand(Deno.execPath(), [
@@ -96,6 +104,7 @@ async function childVerify(
     self,
     "--child-verify",
     path,
+    String(workers),
   ]);
   const r = JSON.parse(stdout);
   if (!r.ok) throw new Error("the generated ledger did not verify");
@@ -115,11 +124,14 @@ try {
   );
 
   const verifyRuns = [];
+  const seqRuns = [];
   const shaRuns = [];
   for (let i = 0; i < 3; i++) {
     verifyRuns.push(await childVerify(big));
     shaRuns.push((await timeCommand("sha256sum", [big])).ms);
+    seqRuns.push(await childVerify(big, OTHER_WORKERS));
   }
+  const seqMs = median(seqRuns.map((r) => r.ms));
   const vMs = median(verifyRuns.map((r) => r.ms));
   const vWall = median(verifyRuns.map((r) => r.wallMs));
   const sMs = median(shaRuns);
@@ -130,6 +142,10 @@ try {
   results.verify = {
     lines: n,
     bytes,
+    workers: CLI_WORKERS,
+    otherWorkers: OTHER_WORKERS,
+    otherWorkersMsMedian: seqMs,
+    ratioToSha256sumOtherWorkers: sMs / seqMs,
     verifyMsMedian: vMs,
     verifyCliWallMsMedian: vWall,
     sha256sumMsMedian: sMs,
@@ -145,11 +161,16 @@ try {
     },
   };
   console.log(
-    `verify ledger: ${Math.round(linesPerS)} lines/s, ${(ourBps / 1e6).toFixed(0)} MB/s (median ${
-      vMs.toFixed(0)
-    } ms; CLI wall ${vWall.toFixed(0)} ms)`,
+    `verify ledger (workers: ${CLI_WORKERS}): ${Math.round(linesPerS)} lines/s, ${
+      (ourBps / 1e6).toFixed(0)
+    } MB/s (median ${vMs.toFixed(0)} ms; CLI wall ${vWall.toFixed(0)} ms)`,
   );
   console.log(`sha256sum:     ${(shaBps / 1e6).toFixed(0)} MB/s (median ${sMs.toFixed(0)} ms)`);
+  console.log(
+    `with workers: ${OTHER_WORKERS} instead: ${Math.round(n / (seqMs / 1000))} lines/s, ${
+      (bytes / (seqMs / 1000) / 1e6).toFixed(0)
+    } MB/s, ${(sMs / seqMs * 100).toFixed(1)}% of sha256sum`,
+  );
   console.log(
     `ratio verify/sha256sum (bytes/s): ${
       (ourBps / shaBps * 100).toFixed(1)

@@ -128,10 +128,252 @@ __attribute__((export_name("node"))) void node(const u8 *l, const u8 *r, u8 *out
   hash_prefixed(1, m, 64, out);
 }
 
-// Leaf hashes of count lines: line i is d[bounds[2i] : bounds[2i+1]]; hashes go to out[32i].
-__attribute__((export_name("leaves"))) void leaves(const u8 *d, const u32 *bounds, u32 count, u8 *out) {
-  for (u32 i = 0; i < count; i++) {
-    u32 start = bounds[2 * i], end = bounds[2 * i + 1];
-    hash_prefixed(0, d + start, end - start, out + 32 * i);
+// ---------------------------------------------------------------------------------------------
+// Four messages at once in the 128-bit SIMD lanes (one 32-bit word per lane). The verifier's
+// hashing is many short independent messages (leaf hashes of lines; node hashes of one tree
+// level), so lanes stay busy.
+#include <wasm_simd128.h>
+typedef v128_t V;
+
+#define VROTR(x, n) wasm_v128_or(wasm_u32x4_shr((x), (n)), wasm_i32x4_shl((x), 32 - (n)))
+#define VS0(x) wasm_v128_xor(wasm_v128_xor(VROTR(x, 2), VROTR(x, 13)), VROTR(x, 22))
+#define VS1(x) wasm_v128_xor(wasm_v128_xor(VROTR(x, 6), VROTR(x, 11)), VROTR(x, 25))
+#define VG0(x) wasm_v128_xor(wasm_v128_xor(VROTR(x, 7), VROTR(x, 18)), wasm_u32x4_shr((x), 3))
+#define VG1(x) wasm_v128_xor(wasm_v128_xor(VROTR(x, 17), VROTR(x, 19)), wasm_u32x4_shr((x), 10))
+#define VADD(x, y) wasm_i32x4_add((x), (y))
+#define VROUND(a, b, c, d, e, f, g, h, k, w) do { \
+    V t1 = VADD(VADD(VADD(h, VS1(e)), VADD(wasm_v128_bitselect(f, g, e), wasm_i32x4_splat(k))), (w)); \
+    V ab = wasm_v128_xor(a, b); \
+    V t2 = VADD(VS0(a), wasm_v128_xor(b, wasm_v128_and(ab, bc))); \
+    bc = ab; \
+    (d) = VADD((d), t1); (h) = VADD(t1, t2); } while (0)
+#define VW(i) (w[(i) & 15] = VADD(VADD(w[(i) & 15], VG1(w[((i) - 2) & 15])), \
+    VADD(w[((i) - 7) & 15], VG0(w[((i) - 15) & 15]))))
+#define VR8(i, WF) \
+  VROUND(a, b, c, d, e, f, g, h, K[(i) + 0], WF((i) + 0)); \
+  VROUND(h, a, b, c, d, e, f, g, K[(i) + 1], WF((i) + 1)); \
+  VROUND(g, h, a, b, c, d, e, f, K[(i) + 2], WF((i) + 2)); \
+  VROUND(f, g, h, a, b, c, d, e, K[(i) + 3], WF((i) + 3)); \
+  VROUND(e, f, g, h, a, b, c, d, K[(i) + 4], WF((i) + 4)); \
+  VROUND(d, e, f, g, h, a, b, c, K[(i) + 5], WF((i) + 5)); \
+  VROUND(c, d, e, f, g, h, a, b, K[(i) + 6], WF((i) + 6)); \
+  VROUND(b, c, d, e, f, g, h, a, K[(i) + 7], WF((i) + 7))
+
+// Big-endian words i..i+3 of four blocks, transposed so that vector j holds word i+j of each.
+static inline void load4(V *w, const u8 *p0, const u8 *p1, const u8 *p2, const u8 *p3, int o) {
+  V x0 = wasm_v128_load(p0 + o), x1 = wasm_v128_load(p1 + o);
+  V x2 = wasm_v128_load(p2 + o), x3 = wasm_v128_load(p3 + o);
+  V t0 = wasm_i32x4_shuffle(x0, x1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(x0, x1, 2, 6, 3, 7);
+  V t2 = wasm_i32x4_shuffle(x2, x3, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(x2, x3, 2, 6, 3, 7);
+  V y0 = wasm_i64x2_shuffle(t0, t2, 0, 2), y1 = wasm_i64x2_shuffle(t0, t2, 1, 3);
+  V y2 = wasm_i64x2_shuffle(t1, t3, 0, 2), y3 = wasm_i64x2_shuffle(t1, t3, 1, 3);
+#define BSWAP(v) wasm_i8x16_shuffle(v, v, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12)
+  w[0] = BSWAP(y0); w[1] = BSWAP(y1); w[2] = BSWAP(y2); w[3] = BSWAP(y3);
+#undef BSWAP
+}
+
+// One block of each of four messages; s[i] holds state word i of the four lanes.
+static void compress4(V *s, const u8 *p0, const u8 *p1, const u8 *p2, const u8 *p3) {
+  V w[16];
+  load4(w, p0, p1, p2, p3, 0);
+  load4(w + 4, p0, p1, p2, p3, 16);
+  load4(w + 8, p0, p1, p2, p3, 32);
+  load4(w + 12, p0, p1, p2, p3, 48);
+  V a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
+  // Maj(a, b, c) = b ^ ((a ^ b) & (b ^ c)), and each round's b ^ c is the last round's a ^ b.
+  V bc = wasm_v128_xor(b, c);
+  VR8(0, W0);
+  VR8(8, W0);
+  VR8(16, VW); VR8(24, VW); VR8(32, VW); VR8(40, VW); VR8(48, VW); VR8(56, VW);
+  s[0] = VADD(s[0], a); s[1] = VADD(s[1], b); s[2] = VADD(s[2], c); s[3] = VADD(s[3], d);
+  s[4] = VADD(s[4], e); s[5] = VADD(s[5], f); s[6] = VADD(s[6], g); s[7] = VADD(s[7], h);
+}
+
+static const u32 IV[8] = {
+  0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+};
+
+// A message prefix ‖ d[0:len] being hashed in one lane: its first and last blocks are built in
+// scratch (they hold the prefix and the padding); the blocks between are read in place.
+typedef struct {
+  const u8 *d;   // first byte of the message after the prefix
+  u32 blocks;    // blocks in all
+  u32 full;      // blocks wholly made of message bytes
+  u32 next;      // next block to compress
+  int index;     // which message (-1: the lane is idle)
+  u8 head[64];
+  u8 tail[128];
+} Lane;
+
+static const u8 ZERO_BLOCK[64];
+
+static void lane_load(Lane *l, u8 prefix, const u8 *d, u32 len, int index) {
+  u32 total = len + 1;
+  l->d = d;
+  l->blocks = (total + 8) / 64 + 1;
+  l->full = total / 64;
+  l->next = 0;
+  l->index = index;
+  if (l->full > 0) {
+    l->head[0] = prefix;
+    __builtin_memcpy(l->head + 1, d, 63);
   }
+  u32 from = 64 * l->full; // offset in the message of the tail's first byte
+  u32 rest = total - from;
+  u32 tailBytes = 64 * (l->blocks - l->full);
+  __builtin_memset(l->tail, 0, tailBytes);
+  if (from == 0) {
+    l->tail[0] = prefix;
+    __builtin_memcpy(l->tail + 1, d, len);
+  } else {
+    __builtin_memcpy(l->tail, d + from - 1, rest);
+  }
+  l->tail[rest] = 0x80;
+  unsigned long long bits = (unsigned long long)total * 8;
+  for (int i = 0; i < 8; i++) l->tail[tailBytes - 1 - i] = (u8)(bits >> (8 * i));
+}
+
+static const u8 *lane_block(const Lane *l) {
+  u32 k = l->next;
+  if (l->index < 0) return ZERO_BLOCK;
+  if (k >= l->full) return l->tail + 64 * (k - l->full);
+  if (k == 0) return l->head;
+  return l->d + 64 * k - 1;
+}
+
+static void put_digest(const u32 *s, int lane, u8 *out) {
+  for (int i = 0; i < 8; i++) {
+    u32 v = s[4 * i + lane];
+    out[4 * i] = v >> 24; out[4 * i + 1] = v >> 16; out[4 * i + 2] = v >> 8; out[4 * i + 3] = v;
+  }
+}
+
+// Leaf hashes of count lines, four lanes at once: line i is d[bounds[2i] : bounds[2i+1]]; hashes
+// go to out[32i]. A lane that finishes a line takes the next one.
+__attribute__((export_name("leaves"))) void leaves(const u8 *d, const u32 *bounds, u32 count, u8 *out) {
+  static Lane lanes[4];
+  static u32 st[32] __attribute__((aligned(16))); // st[4*i + lane]: state word i of each lane
+  u32 taken = 0;
+  int busy = 0;
+  for (int j = 0; j < 4; j++) {
+    if (taken < count) {
+      lane_load(&lanes[j], 0, d + bounds[2 * taken], bounds[2 * taken + 1] - bounds[2 * taken], taken);
+      taken++;
+      busy++;
+    } else {
+      lanes[j].index = -1;
+    }
+    for (int i = 0; i < 8; i++) st[4 * i + j] = IV[i];
+  }
+  while (busy > 0) {
+    V s[8];
+    for (int i = 0; i < 8; i++) s[i] = wasm_v128_load(st + 4 * i);
+    compress4(s, lane_block(&lanes[0]), lane_block(&lanes[1]), lane_block(&lanes[2]),
+      lane_block(&lanes[3]));
+    for (int i = 0; i < 8; i++) wasm_v128_store(st + 4 * i, s[i]);
+    for (int j = 0; j < 4; j++) {
+      Lane *l = &lanes[j];
+      if (l->index < 0 || ++l->next < l->blocks) continue;
+      put_digest(st, j, out + 32 * (u32)l->index);
+      if (taken < count) {
+        lane_load(l, 0, d + bounds[2 * taken], bounds[2 * taken + 1] - bounds[2 * taken], taken);
+        taken++;
+      } else {
+        l->index = -1;
+        busy--;
+      }
+      for (int i = 0; i < 8; i++) st[4 * i + j] = IV[i];
+    }
+  }
+}
+
+// Node hashes of count pairs: pair i is in[64i : 64i+64] (left then right); hashes go to
+// out[32i]. out may equal in (or in + 32 when the caller shifted by one hash): each group of four
+// pairs is copied into scratch before its hashes are written.
+static void node_pairs(const u8 *in, u32 count, u8 *out) {
+  u8 b0[4][64], b1[4][64];
+  for (int j = 0; j < 4; j++) {
+    __builtin_memset(b1[j], 0, 64);
+    b1[j][1] = 0x80;
+    b1[j][62] = (65 * 8) >> 8;
+    b1[j][63] = (u8)(65 * 8);
+  }
+  for (u32 i = 0; i < count; i += 4) {
+    u32 n = count - i < 4 ? count - i : 4;
+    for (u32 j = 0; j < 4; j++) {
+      const u8 *p = in + 64 * (i + (j < n ? j : 0));
+      b0[j][0] = 1;
+      __builtin_memcpy(b0[j] + 1, p, 63);
+      b1[j][0] = p[63];
+    }
+    V s[8];
+    for (int k = 0; k < 8; k++) s[k] = wasm_i32x4_splat(IV[k]);
+    compress4(s, b0[0], b0[1], b0[2], b0[3]);
+    compress4(s, b1[0], b1[1], b1[2], b1[3]);
+    u32 st[32] __attribute__((aligned(16)));
+    for (int k = 0; k < 8; k++) wasm_v128_store(st + 4 * k, s[k]);
+    for (u32 j = 0; j < n; j++) put_digest(st, j, out + 32 * (i + j));
+  }
+}
+
+// Appends count leaf hashes (at cur, 32 bytes each; overwritten) to a compact tree of `size`
+// leaves whose perfect-subtree roots are slots[32h] for each set bit h of size. Afterwards the
+// slots hold the roots for the set bits of size + count. Each level's hashes are independent, so
+// they go through the four lanes together.
+__attribute__((export_name("extend"))) void extend(u8 *slots, double size, u8 *cur, u32 count) {
+  unsigned long long at = (unsigned long long)size; // index of cur[0] on the current level
+  for (u32 h = 0; count > 0; h++) {
+    const u8 *in = cur;
+    u32 n = count, outs = 0;
+    if (at & 1) {
+      node(slots + 32 * h, in, cur); // reads both hashes before writing
+      in += 32;
+      n--;
+      outs = 1;
+    }
+    u32 pairs = n / 2;
+    node_pairs(in, pairs, cur + 32 * outs);
+    outs += pairs;
+    if (n & 1) __builtin_memcpy(slots + 32 * h, in + 64 * pairs, 32);
+    at >>= 1;
+    count = outs;
+  }
+}
+
+// Number of newlines in d[0:len).
+__attribute__((export_name("newlines"))) u32 newlines(const u8 *d, u32 len) {
+  u32 n = 0, i = 0;
+  V nl = wasm_i8x16_splat('\n');
+  for (; i + 16 <= len; i += 16) {
+    n += __builtin_popcount(wasm_i8x16_bitmask(wasm_i8x16_eq(wasm_v128_load(d + i), nl)));
+  }
+  for (; i < len; i++) n += d[i] == '\n';
+  return n;
+}
+
+// The complete lines of d[0:len): bounds[2i] is where line i starts, bounds[2i+1] where its
+// newline is. Returns the number of lines (what newlines() counts).
+__attribute__((export_name("split"))) u32 split(const u8 *d, u32 len, u32 *bounds) {
+  u32 count = 0, start = 0, i = 0;
+  V nl = wasm_i8x16_splat('\n');
+  for (; i + 16 <= len; i += 16) {
+    u32 m = wasm_i8x16_bitmask(wasm_i8x16_eq(wasm_v128_load(d + i), nl));
+    while (m) {
+      u32 at = i + __builtin_ctz(m);
+      bounds[2 * count] = start;
+      bounds[2 * count + 1] = at;
+      count++;
+      start = at + 1;
+      m &= m - 1;
+    }
+  }
+  for (; i < len; i++) {
+    if (d[i] == '\n') {
+      bounds[2 * count] = start;
+      bounds[2 * count + 1] = i;
+      count++;
+      start = i + 1;
+    }
+  }
+  return count;
 }
