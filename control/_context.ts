@@ -9,7 +9,14 @@ import { type CompiledPolicy, compilePolicy, parsePolicy, PolicyError } from "@i
 import type { Ed25519KeyPair } from "@infraveil/trust";
 import type { EnvelopeSigner } from "@infraveil/trust";
 import type { Random } from "./_ids.ts";
-import type { ControlStore, RequestRow, StoreTx, TenantRow, UserRow } from "./store.ts";
+import type {
+  ControlStore,
+  IdentityRow,
+  RequestRow,
+  StoreTx,
+  TenantRow,
+  UserRow,
+} from "./store.ts";
 import { ControlError } from "./error.ts";
 
 /** An event for the notification hook. */
@@ -79,6 +86,15 @@ export interface Ctx {
   fault: FaultHook;
   /** Compiled policies by `tenant\0hash`. */
   policies: Map<string, CompiledPolicy>;
+  /**
+   * The rows a signed call last authenticated against: tenants by name, identities by
+   * `tenant\0kid`. Only a guess that lets the signature be checked before the transaction;
+   * the transaction reads the rows again and the call is judged afresh unless they are
+   * unchanged (`_signed.ts`).
+   */
+  seen: { tenants: Map<string, TenantRow>; identities: Map<string, IdentityRow> };
+  /** Whether signed calls may share their commit with concurrent ones (SQLite). */
+  groupCommit: boolean;
 }
 
 /**

@@ -403,16 +403,21 @@ export async function createRequest(
   const { policy, exact } = readAction(requester.name, body);
   const hash = actionHash(exact);
   const windowStart = Math.floor(now / 60_000) * 60_000;
-  // The policy is evaluated first (in memory), so the rate limit, the fold check and, when
-  // the decision could depend on one, the open break-glass sessions are read together: one
-  // round trip on PostgreSQL.
+  // The policy is evaluated first (in memory), so the rate limit, the fold check, the target
+  // hosts and, when the decision could depend on one, the open break-glass sessions are read
+  // together: one statement on PostgreSQL.
   const evaluated = await evaluateActive(ctx, t, tenant, policy, now);
-  const [hits, existing, open, hosts] = await Promise.all([
-    t.hitRateLimit(tenant.name, `request:${requester.kind}:${requester.name}`, windowStart),
-    t.getPendingRequest(tenant.name, hash),
-    mayBreakGlass(evaluated) ? t.activeBreakGlass(tenant.name, now) : [],
-    targetHosts(t, tenant.name, policy),
-  ]);
+  const { hits, pending: existing, breakGlass: open, hosts } = await t.requestChecks(
+    tenant.name,
+    {
+      bucket: `request:${requester.kind}:${requester.name}`,
+      windowStart,
+      actionHash: hash,
+      breakGlass: mayBreakGlass(evaluated),
+      now,
+      targets: policy.targets ?? [],
+    },
+  );
   if (hits > tenant.settings.rate_limit_per_minute) {
     throw new ControlError(
       "RATE_LIMITED",
@@ -472,6 +477,8 @@ export async function createRequest(
         operator: requester.operator,
       },
     }, now),
+    // Nothing follows unless an approval is to be issued: the insert may carry the COMMIT.
+    { last: d.status !== "allowed" },
   );
   if (!inserted) {
     // A concurrent identical request won the fold race.

@@ -503,4 +503,111 @@ export function securityScenarios(b: Backend): void {
       }
     },
   );
+
+  scenario(
+    b,
+    "a signed call's fields are its own: a __proto__ field is an unknown field, not a prototype",
+    async () => {
+      const w = await world(b);
+      try {
+        const now = Math.floor(w.clock.now() / 1000);
+        // An own "__proto__" key, as JSON.parse makes it: every field hidden inside it would
+        // otherwise be read through the body's prototype, past the unknown-field check.
+        const payload = JSON.parse(
+          JSON.stringify({
+            type: "request.create",
+            tenant: "acme",
+            aud: "infraveil-control",
+            iat: now,
+            exp: now + 60,
+            nonce: "proto-1",
+            action: "restart",
+            targets: ["web-1"],
+          }).replace("{", '{"__proto__":{"environment":"production","service":"api"},'),
+        );
+        assert.ok(Object.hasOwn(payload, "__proto__"));
+        for (const attempt of [1, 2]) {
+          // The second time through the early verification (the key row is known by then).
+          // Spreading keeps "__proto__" an own field, so it is signed and sent.
+          const env = signEnvelope({ ...payload, nonce: `proto-${attempt}` }, w.mcpKey);
+          assert.match(JSON.stringify(env), /"__proto__":\{"environment"/);
+          const res = await w.app.request("/v1/t/acme/signed/request.create", {
+            method: "POST",
+            body: JSON.stringify(env),
+          });
+          const json = await res.json();
+          assert.equal(res.status, 400, JSON.stringify(json));
+          assert.equal(json.payload.error.code, "BAD_REQUEST");
+          assert.match(json.payload.error.message, /unknown field "__proto__"/);
+        }
+      } finally {
+        await w.close();
+      }
+    },
+  );
+
+  scenario(
+    b,
+    "a revoked key's calls are refused and stop paying for the early check",
+    async () => {
+      const w = await world(b);
+      try {
+        const message = (nonce: string) => {
+          const now = Math.floor(w.clock.now() / 1000);
+          return signEnvelope({
+            type: "request.status",
+            tenant: "acme",
+            aud: "infraveil-control",
+            iat: now,
+            exp: now + 60,
+            nonce,
+            request_id: "none",
+          }, w.mcpKey);
+        };
+        const send = async (env: unknown): Promise<{ code?: string; aud: string }> => {
+          const res = await w.app.request("/v1/t/acme/signed/request.status", {
+            method: "POST",
+            body: JSON.stringify(env),
+          });
+          const json = await res.json();
+          return { code: json.payload.error?.code, aud: json.payload.aud };
+        };
+        // The key is known (authenticated once), then revoked.
+        assert.notEqual((await send(message("warm"))).code, "UNKNOWN_KEY");
+        const revoked = await w.api(
+          "POST",
+          "/v1/t/acme/identities/claude/revoke",
+          w.users.admin,
+          {},
+        );
+        assert.equal(revoked.status, 200, JSON.stringify(revoked.json));
+        const store = w.store as { tx: (...args: unknown[]) => Promise<unknown> };
+        const tx = store.tx.bind(store);
+        let transactions = 0;
+        store.tx = (...args: unknown[]) => {
+          transactions++;
+          return tx(...args);
+        };
+        try {
+          const first = await send(message("r-0"));
+          assert.equal(first.code, "UNKNOWN_KEY");
+          assert.equal(first.aud, "acme/unknown");
+          const afterFirst = transactions;
+          for (let i = 1; i <= 4; i++) {
+            assert.equal((await send(message(`r-${i}`))).code, "UNKNOWN_KEY");
+          }
+          // Judged in one transaction and evidenced in one: the stale early check is not
+          // retried once the rows were seen to change.
+          assert.ok(
+            transactions - afterFirst <= 4 * 2,
+            `${transactions - afterFirst} transactions`,
+          );
+        } finally {
+          store.tx = tx;
+        }
+      } finally {
+        await w.close();
+      }
+    },
+  );
 }

@@ -77,6 +77,127 @@ export function storeScenarios(b: Backend): void {
   );
 }
 
+/** Registers the scenarios of concurrent signed calls (group commit on SQLite). */
+export function concurrencyScenarios(b: Backend): void {
+  scenario(
+    b,
+    "concurrent signed calls: each is judged alone; a replay, a forgery and a refusal change nothing of the others",
+    async () => {
+      const w = await world(b);
+      try {
+        await w.api("PUT", "/v1/t/acme/settings", w.users.admin, { rate_limit_per_minute: 1000 });
+        const now = Math.floor(w.clock.now() / 1000);
+        const message = (i: number, extra: Record<string, unknown> = {}) =>
+          signEnvelope({
+            type: "request.create",
+            tenant: "acme",
+            aud: "infraveil-control",
+            iat: now,
+            exp: now + 60,
+            nonce: `n-${i}`,
+            iss: "claude",
+            action: "deploy",
+            environment: "production",
+            service: "api",
+            targets: ["web-1"],
+            files: ["a.ts"],
+            params: { i },
+            ...extra,
+          }, w.mcpKey);
+        const good = Array.from({ length: 12 }, (_, i) => message(i));
+        const forged = { ...message(100), sig: message(101).sig };
+        const refused = message(102, { targets: ["db-1"] }); // host of another service
+        const bodies = [...good, good[3], forged, refused, good[7]].map((m) => JSON.stringify(m));
+        // Sent together, so SQLite runs them as one group commit.
+        const replies = await Promise.all(bodies.map(async (body) => {
+          const res = await w.app.request("/v1/t/acme/signed/request.create", {
+            method: "POST",
+            body,
+          });
+          const json = await res.json();
+          return { status: res.status, code: json.payload?.error?.code ?? null, json };
+        }));
+        // A message sent twice at once (the same nonce) is accepted once, whichever copy wins:
+        // the other is a replay.
+        for (const [a, b] of [[3, 12], [7, 15]]) {
+          assert.deepEqual(
+            [replies[a], replies[b]].map((r) => `${r.status} ${r.code}`).sort(),
+            ["200 null", "401 REPLAYED"],
+          );
+        }
+        const ok = [...replies.slice(0, 12), replies[12], replies[15]].filter((r) =>
+          r.status === 200
+        );
+        assert.equal(ok.length, 12, JSON.stringify(replies.map((r) => r.code)));
+        const ids = ok.map((r) => r.json.payload.result.request_id as string);
+        assert.equal(new Set(ids).size, 12);
+        assert.deepEqual(replies.slice(13, 15).map((r) => [r.status, r.code]), [
+          [401, "BAD_SIGNATURE"],
+          [403, "FORBIDDEN"],
+        ]);
+        await w.store.tx(async (t) => {
+          for (const id of ids) assert.ok(await t.getRequest("acme", id), id);
+          assert.equal((await t.listRequests("acme", { limit: 100 })).length, 12);
+          // The refused message keeps its nonce; the forged one left none.
+          assert.equal(await t.insertNonce("acme", "n-102", now + 60), false);
+          assert.equal(await t.insertNonce("acme", "n-100", now + 60), true);
+        });
+        const lines = await evidenceLines(w.store, "acme");
+        const types = lines.map((l) => JSON.parse(l).type as string);
+        assert.equal(types.filter((t) => t === "request.decision").length, 12);
+        assert.equal(types.filter((t) => t === "auth.failure").length, 3);
+        const { verifyLedger } = await import("@infraveil/ledger");
+        const report = await verifyLedger([{
+          name: "e",
+          data: new TextEncoder().encode(lines.join("\n") + "\n"),
+        }]);
+        assert.ok(report.ok, report.problem?.message);
+        // Identical requests racing: one is created, the others fold into it (on PostgreSQL
+        // the losers' inserts, sent with their COMMIT, fail and their transactions rerun).
+        const same = Array.from(
+          { length: 6 },
+          (_, i) => JSON.stringify(message(200 + i, { params: { same: true } })),
+        );
+        const folds = await Promise.all(same.map(async (body) => {
+          const res = await w.app.request("/v1/t/acme/signed/request.create", {
+            method: "POST",
+            body,
+          });
+          assert.equal(res.status, 200);
+          return (await res.json()).payload.result;
+        }));
+        assert.equal(new Set(folds.map((f) => f.request_id)).size, 1);
+        assert.deepEqual(folds.map((f) => f.folded).sort(), [false, true, true, true, true, true]);
+        const after = (await evidenceLines(w.store, "acme")).map((l) => JSON.parse(l));
+        assert.equal(
+          after.filter((e) =>
+            e.type === "request.folded" && e.data.request_id === folds[0].request_id
+          )
+            .length,
+          5,
+        );
+        // A grouped transaction that throws undoes only its own changes.
+        const results = await Promise.allSettled([
+          w.store.tx((t) => t.insertNonce("acme", "g-1", 1), { group: true }),
+          w.store.tx(async (t) => {
+            await t.insertNonce("acme", "g-2", 1);
+            throw new Error("boom");
+          }, { group: true }),
+          w.store.tx((t) => t.insertNonce("acme", "g-3", 1), { group: true }),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+        await w.store.tx(async (t) => {
+          assert.equal(await t.insertNonce("acme", "g-1", 1), false);
+          assert.equal(await t.insertNonce("acme", "g-2", 1), true);
+          assert.equal(await t.insertNonce("acme", "g-3", 1), false);
+        });
+      } finally {
+        await w.close();
+      }
+    },
+  );
+}
+
 /** Registers the scenarios of several instances on one database (PostgreSQL only). */
 export function multiInstanceScenarios(b: Backend): void {
   scenario(b, "two instances on one database never hand out one approval twice", async () => {

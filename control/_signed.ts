@@ -1,9 +1,11 @@
 /**
  * The signed endpoints: `POST /v1/t/{tenant}/signed/{type}` with a signed envelope as body,
  * from agents and MCP identities. Signature, audience, tenant, time window and nonce are
- * checked before anything else, and the nonce is consumed in its own committed transaction
- * before the handler runs in another — so a message the handler refuses cannot be replayed —
- * and each failure is recorded as evidence. Every response, errors included, is an envelope
+ * checked before anything else, and the nonce is consumed in the handler's transaction, the
+ * handler running under a savepoint — so a message the handler refuses cannot be replayed —
+ * and each failure is recorded as evidence. The signature may be checked just before the
+ * transaction, against the key row seen last; the transaction then re-reads the rows and
+ * judges the call afresh unless they are unchanged. Every response, errors included, is an envelope
  * signed by the control plane. A reply to an authenticated call is addressed to
  * `<tenant>/<identity>` and echoes the request's nonce as `in_reply_to`; a refusal before
  * authentication is addressed to `<tenant>/unknown` with `in_reply_to: null` (nothing the
@@ -55,7 +57,7 @@ export const CONTROL_AUDIENCE = "infraveil-control";
 export const UNAUTHENTICATED = "unknown";
 
 /** The claim fields removed before a handler sees the body. */
-const CLAIMS = ["type", "tenant", "aud", "iat", "exp", "nonce", "iss"];
+const CLAIMS = new Set(["type", "tenant", "aud", "iat", "exp", "nonce", "iss"]);
 
 /** What a signed handler receives. */
 export interface SignedCall {
@@ -471,6 +473,95 @@ export async function recordAuthFailure(
   }
 }
 
+/**
+ * The call's fields: the payload without its claims. Each is an own property, `__proto__`
+ * included: on a runtime that keeps the `__proto__` accessor (Deno removes it, Node does
+ * not), an assignment would set the body's prototype instead, hiding the field from the
+ * handlers' unknown-field checks while they read through it.
+ */
+function callFields(payload: MessagePayload): Obj {
+  const body: Obj = {};
+  for (const k of Object.keys(payload)) {
+    if (CLAIMS.has(k)) continue;
+    Object.defineProperty(body, k, {
+      value: payload[k],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return body;
+}
+
+/** Thrown inside a transaction whose early verification no longer holds: judge afresh. */
+const STALE = new Error("the rows an early verification relied on changed");
+
+/** An envelope verified before its transaction, and the rows it was verified against. */
+interface Early {
+  tenant: TenantRow;
+  identity: IdentityRow;
+  payload: MessagePayload;
+}
+
+const MAX_SEEN = 4096;
+
+function remember(ctx: Ctx, tenant: TenantRow, identity: IdentityRow): void {
+  const { tenants, identities } = ctx.seen;
+  if (identities.size >= MAX_SEEN) identities.clear();
+  if (tenants.size >= MAX_SEEN) tenants.clear();
+  tenants.set(tenant.name, tenant);
+  identities.set(`${tenant.name}\0${identity.kid}`, identity);
+}
+
+function forget(ctx: Ctx, tenant: string, kid: string): void {
+  ctx.seen.tenants.delete(tenant);
+  ctx.seen.identities.delete(`${tenant}\0${kid}`);
+}
+
+function sameTenant(a: TenantRow, b: TenantRow): boolean {
+  return a.name === b.name && a.createdAt === b.createdAt &&
+    a.activePolicyHash === b.activePolicyHash &&
+    JSON.stringify(a.settings) === JSON.stringify(b.settings);
+}
+
+function sameIdentity(a: IdentityRow, b: IdentityRow): boolean {
+  return a.kid === b.kid && a.publicKey === b.publicKey && a.status === b.status &&
+    a.name === b.name && a.kind === b.kind && a.operator === b.operator &&
+    a.environment === b.environment && a.service === b.service &&
+    a.createdAt === b.createdAt && a.revokedAt === b.revokedAt;
+}
+
+/**
+ * Verifies an envelope before its transaction against the rows its tenant and key had when
+ * last seen: signature, audience, tenant, time window (not the nonce: the transaction
+ * consumes it). Null when they were not seen, or anything fails: the transaction then does
+ * every check itself, and decides the error.
+ */
+async function verifyEarly(
+  ctx: Ctx,
+  tenantName: string,
+  kid: string | null,
+  env: unknown,
+): Promise<Early | null> {
+  if (kid === null) return null;
+  const tenant = ctx.seen.tenants.get(tenantName);
+  const identity = ctx.seen.identities.get(`${tenantName}\0${kid}`);
+  if (!tenant || !identity || identity.status !== "active") return null;
+  try {
+    const payload = await verifyEnvelope(env, {
+      keys: (k) => (k === kid ? decodeBase64Url(identity.publicKey) : undefined),
+      audience: CONTROL_AUDIENCE,
+      tenant: tenantName,
+      now: ctx.now,
+      skewSeconds: ctx.skewSeconds,
+      checkNonce: () => true,
+    });
+    return { tenant, identity, payload };
+  } catch {
+    return null;
+  }
+}
+
 async function readJson(c: Context): Promise<unknown> {
   const text = await c.req.text();
   try {
@@ -513,67 +604,116 @@ export async function handleSigned(ctx: Ctx, c: Context): Promise<SignedReply> {
     // retry it). On PostgreSQL the nonce insert, the savepoint and the handler's first reads
     // share one round trip: the nonce's answer is awaited before anything can commit, and a
     // replay rolls back whatever the handler did.
-    const outcome = await ctx.store.tx(async (t) => {
-      // The tenant and the key the envelope names, in one statement. The kid is not trusted:
-      // it only picks the key the signature must verify with.
-      const found = await t.getTenantAndKey(tenantName, claim.kid ?? "");
-      if (!found) throw new ControlError("UNKNOWN_TENANT", `Tenant ${tenantName} not found`);
-      const { tenant, identity: keyRow } = found;
-      let identity: IdentityRow | null = null;
-      let fresh: Promise<boolean> = Promise.resolve(false);
-      const payload = await verifyEnvelope(env, {
-        keys: (kid) => {
-          if (kid !== claim.kid || !keyRow || keyRow.status !== "active") return undefined;
-          identity = keyRow;
-          return decodeBase64Url(keyRow.publicKey);
-        },
-        audience: CONTROL_AUDIENCE,
-        tenant: tenantName,
-        now: ctx.now,
-        skewSeconds: ctx.skewSeconds,
-        checkNonce: (nonce, exp) => {
-          fresh = t.insertNonce(tenantName, nonce, exp);
+    //
+    // When the tenant and the key were seen before, the envelope is verified first, outside
+    // the transaction, against the key bytes seen then; the transaction reads both rows again
+    // (in the same round trip as the nonce and the handler's reads) and the call is judged
+    // afresh, from the rows as they are now, unless they are unchanged: the signature was then
+    // checked with exactly the key the database holds, and the handler saw the tenant as it is.
+    const early = await verifyEarly(ctx, tenantName, claim.kid, env);
+    const judge = (guess: Early | null) =>
+      ctx.store.tx(async (t) => {
+        // A rerun (a failed shared commit, a retried conflict) starts unauthenticated again.
+        to = UNAUTHENTICATED;
+        inReplyTo = null;
+        let tenant: TenantRow;
+        let who: IdentityRow;
+        let payload: MessagePayload;
+        let fresh: Promise<boolean>;
+        let recheck: Promise<void> | null = null;
+        if (guess) {
+          ({ tenant, identity: who, payload } = guess);
+          // The rows again and the nonce, in one statement.
+          const read = t.useNonceWithKey(tenantName, who.kid, payload.nonce, payload.exp);
+          recheck = read.then(({ found }) => {
+            if (
+              !found || !sameTenant(found.tenant, tenant) || !found.identity ||
+              !sameIdentity(found.identity, who) ||
+              payload.exp + ctx.skewSeconds <= Math.floor(ctx.now() / 1000)
+            ) {
+              throw STALE;
+            }
+          });
+          recheck.catch(() => {}); // awaited below, before anything can commit
+          fresh = read.then((r) => r.fresh);
           fresh.catch(() => {}); // awaited below, before anything commits
-          return true;
-        },
-      });
-      const who = identity as unknown as IdentityRow;
-      if (ctx.random(new Uint8Array(1))[0] === 0) {
-        await t.purgeNonces(tenantName, Math.floor(ctx.now() / 1000) - ctx.skewSeconds - 60);
-      }
-      let refused: ControlError | null = null;
-      if (payload.type !== type) {
-        refused = new ControlError(
-          "WRONG_TYPE",
-          `Message of type "${payload.type}" sent to the "${type}" endpoint`,
-        );
-      } else if (!route.kinds.includes(who.kind)) {
-        refused = new ControlError("FORBIDDEN", `${who.kind} identities cannot call "${type}"`);
-      }
-      let handled: { value: unknown } | { error: unknown } = { value: null };
-      let internal: { error: unknown } | null = null;
-      if (!refused) {
-        const body: Obj = {};
-        for (const [k, v] of Object.entries(payload)) if (!CLAIMS.includes(k)) body[k] = v;
-        try {
-          handled = {
-            value: await t.nested(() =>
-              route.handler({ ctx, t, tenant, identity: who, body, payload })
-            ),
-          };
-        } catch (e) {
-          if (e instanceof ControlError || e instanceof TrustError) handled = { error: e };
-          else internal = { error: e };
+        } else {
+          // The tenant and the key the envelope names, in one statement. The kid is not
+          // trusted: it only picks the key the signature must verify with.
+          const found = await t.getTenantAndKey(tenantName, claim.kid ?? "");
+          if (!found) throw new ControlError("UNKNOWN_TENANT", `Tenant ${tenantName} not found`);
+          const { identity: keyRow } = found;
+          tenant = found.tenant;
+          let identity: IdentityRow | null = null;
+          fresh = Promise.resolve(false);
+          payload = await verifyEnvelope(env, {
+            keys: (kid) => {
+              if (kid !== claim.kid || !keyRow || keyRow.status !== "active") return undefined;
+              identity = keyRow;
+              return decodeBase64Url(keyRow.publicKey);
+            },
+            audience: CONTROL_AUDIENCE,
+            tenant: tenantName,
+            now: ctx.now,
+            skewSeconds: ctx.skewSeconds,
+            checkNonce: (nonce, exp) => {
+              fresh = t.insertNonce(tenantName, nonce, exp);
+              fresh.catch(() => {}); // awaited below, before anything commits
+              return true;
+            },
+          });
+          who = identity as unknown as IdentityRow;
+          remember(ctx, tenant, who);
         }
-      }
-      if (!(await fresh)) {
-        throw new TrustError("REPLAYED", `Message nonce ${payload.nonce} was already used`);
-      }
-      to = who.name;
-      inReplyTo = payload.nonce;
-      if (internal) throw internal.error;
-      return { refused, handled };
-    });
+        // What must be known, and good, before this transaction may commit: a statement sent
+        // with its COMMIT (PostgreSQL) goes out only once both are.
+        t.commitReady = Promise.all([fresh, recheck]).then(([f]) => f, () => false);
+        if (ctx.random(new Uint8Array(1))[0] === 0) {
+          await t.purgeNonces(tenantName, Math.floor(ctx.now() / 1000) - ctx.skewSeconds - 60);
+        }
+        let refused: ControlError | null = null;
+        if (payload.type !== type) {
+          refused = new ControlError(
+            "WRONG_TYPE",
+            `Message of type "${payload.type}" sent to the "${type}" endpoint`,
+          );
+        } else if (!route.kinds.includes(who.kind)) {
+          refused = new ControlError("FORBIDDEN", `${who.kind} identities cannot call "${type}"`);
+        }
+        let handled: { value: unknown } | { error: unknown } = { value: null };
+        let internal: { error: unknown } | null = null;
+        if (!refused) {
+          const body = callFields(payload);
+          try {
+            handled = {
+              value: await t.nested(() =>
+                route.handler({ ctx, t, tenant, identity: who, body, payload })
+              ),
+            };
+          } catch (e) {
+            if (e instanceof ControlError || e instanceof TrustError) handled = { error: e };
+            else internal = { error: e };
+          }
+        }
+        if (recheck) await recheck;
+        if (!(await fresh)) {
+          throw new TrustError("REPLAYED", `Message nonce ${payload.nonce} was already used`);
+        }
+        to = who.name;
+        inReplyTo = payload.nonce;
+        if (internal) throw internal.error;
+        return { refused, handled };
+      }, { group: ctx.groupCommit });
+    let outcome;
+    try {
+      outcome = await judge(early);
+    } catch (e) {
+      if (e !== STALE) throw e;
+      // The rows changed (a key revoked or rotated, the tenant's settings or policy): forget
+      // them, or every later call by this key would pay for an early check that cannot hold.
+      forget(ctx, tenantName, early!.identity.kid);
+      outcome = await judge(null);
+    }
     if (outcome.refused) throw outcome.refused;
     if ("error" in outcome.handled) throw outcome.handled.error;
     const result = outcome.handled.value;
@@ -655,8 +795,7 @@ export async function handleEnroll(ctx: Ctx, c: Context): Promise<SignedReply> {
           `Message of type "${payload.type}" sent to the enroll endpoint`,
         );
       }
-      const body: Obj = {};
-      for (const [k, v] of Object.entries(payload)) if (!CLAIMS.includes(k)) body[k] = v;
+      const body = callFields(payload);
       object(body, ["token", "name", "kind", "public"]);
       const identity = await redeemEnrollmentToken(t, tenantName, {
         token: str(body, "token", { max: 200 }),

@@ -26,6 +26,8 @@ import type {
   PasskeyRow,
   PendingEvidenceRow,
   PolicyRow,
+  RequestCheckResult,
+  RequestChecks,
   RequestFilter,
   RequestRow,
   RequestStatus,
@@ -57,6 +59,20 @@ export interface SqlConn {
   all(sql: string, params?: readonly SqlValue[]): Promise<SqlRow[]>;
   /** Runs a statement and returns the number of changed rows. */
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /**
+   * Sends COMMIT behind the statements already sent, without waiting for them (PostgreSQL
+   * only). The server rolls back instead when one of them failed: false then.
+   */
+  commit?(): Promise<boolean>;
+}
+
+/** Thrown by a statement sent with an early COMMIT that hit a unique constraint: rerun. */
+export class EarlyCommitConflict extends Error {
+  /** @param cause the database error */
+  constructor(cause: unknown) {
+    super("A statement sent with COMMIT conflicted; the transaction was rolled back", { cause });
+    this.name = "EarlyCommitConflict";
+  }
 }
 
 const num = (v: unknown): number => Number(v);
@@ -77,6 +93,18 @@ function passkeyRow(r: SqlRow): PasskeyRow {
     label: strOrNull(r.label),
     createdAt: num(r.created_at),
     lastUsedAt: numOrNull(r.last_used_at),
+  };
+}
+
+function tenantAndKey(r: SqlRow): { tenant: TenantRow; identity: IdentityRow | null } {
+  return {
+    tenant: tenantRow({
+      name: r.t_name,
+      created_at: r.t_created_at,
+      active_policy_hash: r.t_active_policy_hash,
+      settings: r.t_settings,
+    }),
+    identity: r.kid === null || r.kid === undefined ? null : identityRow(r),
   };
 }
 
@@ -304,6 +332,45 @@ const INSERT_REQUEST = `INSERT INTO requests (tenant, id, kind, action, action_h
    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
    ON CONFLICT DO NOTHING`;
 
+const INSERT_REQUEST_WITH_EVIDENCE = `WITH r AS (${INSERT_REQUEST} RETURNING id)
+   INSERT INTO evidence_pending (tenant, ts, type, actor, data)
+   SELECT ?, ?, ?, ?, ? FROM r RETURNING id`;
+
+// The decision's evidence built by the server from the row just inserted (PostgreSQL): the
+// record's data is the row's own fields, so they travel once. postgres.js sends a statement
+// of 1 KiB or more on its own; kept under, the insert shares its write with the COMMIT.
+const INSERT_REQUEST_WITH_DECISION = `WITH r AS (${INSERT_REQUEST}
+     RETURNING id, status, action, action_hash, policy_hash, approvals_required, decision,
+       break_glass, operator)
+   INSERT INTO evidence_pending (tenant, ts, type, actor, data)
+   SELECT ?, ?, ?, ?, json_build_object('request_id', r.id, 'status', r.status,
+       'action', CAST(r.action AS json), 'action_hash', r.action_hash,
+       'policy_hash', r.policy_hash, 'approvals_needed', r.approvals_required,
+       'reasons', CAST(r.decision AS json) -> 'reasons', 'break_glass', r.break_glass,
+       'operator', r.operator)::text
+   FROM r RETURNING id`;
+
+const strict = (sql: string): string => sql.replace(" ON CONFLICT DO NOTHING", "");
+
+/**
+ * The data of a request's `request.decision` evidence, as the server builds it from the row
+ * ({@link INSERT_REQUEST_WITH_DECISION}): the record is sent without its data only when its
+ * data is exactly this.
+ */
+function decisionData(row: RequestRow): string {
+  return JSON.stringify({
+    request_id: row.id,
+    status: row.status,
+    action: row.action,
+    action_hash: row.actionHash,
+    policy_hash: row.policyHash,
+    approvals_needed: row.approvalsRequired,
+    reasons: row.decision.reasons,
+    break_glass: row.breakGlass,
+    operator: row.operator,
+  });
+}
+
 function requestParams(tenant: string, row: RequestRow): SqlValue[] {
   return [
     tenant,
@@ -365,7 +432,13 @@ export class SqlTx implements StoreTx {
   reset(): void {
     this.pendingEvidence.clear();
     this.#held.length = 0;
+    this.commitReady = null;
   }
+
+  /** See {@link StoreTx.commitReady}. */
+  commitReady: Promise<boolean> | null = null;
+  /** The COMMIT sent early with a transaction's last statement (true: committed), if it was. */
+  committing: Promise<boolean> | null = null;
 
   #depth = 0;
   async nested<T>(fn: () => Promise<T>): Promise<T> {
@@ -381,12 +454,44 @@ export class SqlTx implements StoreTx {
       return out;
     } catch (e) {
       await opened;
+      if (this.committing) throw e; // the transaction already ended (rolled back on error)
       await this.#c.run(`ROLLBACK TO SAVEPOINT ${name}`);
       this.#held.splice(0, this.#held.length, ...held);
       throw e;
     } finally {
       this.#depth--;
     }
+  }
+
+  /**
+   * Runs one of several transactions sharing a commit (SQLite group commit) under its own
+   * savepoint: released when `fn` returns; rolled back, with the evidence it held, when `fn`
+   * throws, and the error returned rather than thrown.
+   *
+   * @param fn the transaction's body
+   * @returns its value, or the error it threw
+   * @throws only when the savepoint itself cannot be rolled back or released (the shared
+   *   transaction must then be abandoned)
+   */
+  async isolated<T>(
+    fn: () => Promise<T>,
+  ): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+    const held = [...this.#held];
+    const tenants = [...this.pendingEvidence];
+    this.commitReady = null;
+    await this.#c.run("SAVEPOINT grp");
+    let out: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      out = { ok: true, value: await fn() };
+    } catch (error) {
+      await this.#c.run("ROLLBACK TO SAVEPOINT grp");
+      this.#held.splice(0, this.#held.length, ...held);
+      this.pendingEvidence.clear();
+      for (const t of tenants) this.pendingEvidence.add(t);
+      out = { ok: false, error };
+    }
+    await this.#c.run("RELEASE SAVEPOINT grp");
+    return out;
   }
 
   async #one(sql: string, params: SqlValue[]): Promise<SqlRow | null> {
@@ -523,15 +628,36 @@ export class SqlTx implements StoreTx {
        WHERE t.name = ?`,
       [kid, tenant],
     );
-    if (!r) return null;
+    return r ? tenantAndKey(r) : null;
+  }
+  async useNonceWithKey(
+    tenant: string,
+    kid: string,
+    nonce: string,
+    exp: number,
+  ): Promise<
+    { found: { tenant: TenantRow; identity: IdentityRow | null } | null; fresh: boolean }
+  > {
+    if (this.#c.dialect !== "postgres") {
+      const [found, fresh] = await Promise.all([
+        this.getTenantAndKey(tenant, kid),
+        this.insertNonce(tenant, nonce, exp),
+      ]);
+      return { found, fresh };
+    }
+    const r = (await this.#c.all(
+      `WITH n AS (INSERT INTO nonces (tenant, nonce, exp) VALUES (?, ?, ?)
+         ON CONFLICT DO NOTHING RETURNING 1)
+       SELECT (SELECT COUNT(*) FROM n) AS fresh, i.*, t.name AS t_name,
+         t.created_at AS t_created_at, t.active_policy_hash AS t_active_policy_hash,
+         t.settings AS t_settings
+       FROM (SELECT 1) AS one LEFT JOIN tenants t ON t.name = ?
+         LEFT JOIN identities i ON i.tenant = t.name AND i.kid = ?`,
+      [tenant, nonce, exp, tenant, kid],
+    ))[0];
     return {
-      tenant: tenantRow({
-        name: r.t_name,
-        created_at: r.t_created_at,
-        active_policy_hash: r.t_active_policy_hash,
-        settings: r.t_settings,
-      }),
-      identity: r.kid === null || r.kid === undefined ? null : identityRow(r),
+      found: r.t_name === null || r.t_name === undefined ? null : tenantAndKey(r),
+      fresh: num(r.fresh) === 1,
     };
   }
   async getActiveIdentity(tenant: string, name: string): Promise<IdentityRow | null> {
@@ -615,16 +741,13 @@ export class SqlTx implements StoreTx {
     // that row's new value plus this window's committed hits on the others, in one statement.
     // It can miss hits of transactions still in flight, so a burst may overshoot the limit by
     // at most the number of requests in flight at once.
-    const rows = Array.from({ length: RATE_SHARDS }, (_, i) => `${bucket}#${i}`);
-    const mine = rows[this.#rateShard() % RATE_SHARDS];
-    const others = rows.filter((r) => r !== mine);
+    const mine = `${bucket}#${this.#rateShard() % RATE_SHARDS}`;
     const out = await this.#c.all(
       `WITH h AS (${HIT_RATE_LIMIT} RETURNING hits)
        SELECT (SELECT hits FROM h) + COALESCE((SELECT SUM(hits) FROM rate_limits
-         WHERE tenant = ? AND window_start = ? AND bucket IN (${
-        others.map(() => "?").join(", ")
-      })), 0) AS hits`,
-      [tenant, mine, windowStart, tenant, windowStart, ...others],
+         WHERE tenant = ? AND window_start = ? AND bucket <> ? AND bucket IN
+           (SELECT ? || '#' || g FROM generate_series(0, ${RATE_SHARDS - 1}) AS g)), 0) AS hits`,
+      [tenant, mine, windowStart, tenant, windowStart, mine, bucket],
     );
     return num(out[0].hits);
   }
@@ -671,10 +794,68 @@ export class SqlTx implements StoreTx {
     const rows = await this.#c.all(`${INSERT_REQUEST} RETURNING id`, requestParams(tenant, row));
     return rows.length === 1;
   }
+  async requestChecks(tenant: string, q: RequestChecks): Promise<RequestCheckResult> {
+    if (this.#c.dialect !== "postgres" || !this.#rateShard) {
+      const [hits, pending, breakGlass, hosts] = await Promise.all([
+        this.hitRateLimit(tenant, q.bucket, q.windowStart),
+        this.getPendingRequest(tenant, q.actionHash),
+        q.breakGlass ? this.activeBreakGlass(tenant, q.now) : Promise.resolve([]),
+        Promise.all(q.targets.map((h) => this.getActiveIdentity(tenant, h))),
+      ]);
+      return { hits, pending, breakGlass, hosts };
+    }
+    // The same four, as one statement: the sharded rate-limit hit (see hitRateLimit) and the
+    // reads as JSON, each in the shape of its table's rows.
+    const mine = `${q.bucket}#${this.#rateShard() % RATE_SHARDS}`;
+    const r = (await this.#c.all(
+      `WITH h AS (${HIT_RATE_LIMIT} RETURNING hits)
+       SELECT (SELECT hits FROM h) + COALESCE((SELECT SUM(hits) FROM rate_limits
+           WHERE tenant = ? AND window_start = ? AND bucket <> ? AND bucket IN
+             (SELECT ? || '#' || g FROM generate_series(0, ${RATE_SHARDS - 1}) AS g)), 0) AS hits,
+         (SELECT CAST(row_to_json(r) AS text) FROM requests r
+           WHERE r.tenant = ? AND r.action_hash = ? AND r.status = 'pending') AS pending,
+         CASE WHEN CAST(? AS integer) = 1 THEN (SELECT CAST(COALESCE(
+             json_agg(b ORDER BY b.opened_at, b.id), '[]') AS text) FROM breakglass b
+           WHERE b.tenant = ? AND b.closed_at IS NULL AND b.expires_at > ?) END AS breakglass,
+         (SELECT CAST(COALESCE(json_agg(i), '[]') AS text) FROM identities i
+           WHERE i.tenant = ? AND i.status = 'active'
+             AND i.name IN (SELECT json_array_elements_text(CAST(CAST(? AS text) AS json)))) AS hosts`,
+      [
+        tenant,
+        mine,
+        q.windowStart,
+        tenant,
+        q.windowStart,
+        mine,
+        q.bucket,
+        tenant,
+        q.actionHash,
+        q.breakGlass ? 1 : 0,
+        tenant,
+        q.now,
+        tenant,
+        JSON.stringify(q.targets),
+      ],
+    ))[0];
+    const byName = new Map<string, IdentityRow>();
+    for (const row of JSON.parse(String(r.hosts)) as SqlRow[]) {
+      const identity = identityRow(row);
+      byName.set(identity.name, identity);
+    }
+    return {
+      hits: num(r.hits),
+      pending: r.pending === null ? null : requestRow(JSON.parse(String(r.pending))),
+      breakGlass: r.breakglass === null
+        ? []
+        : (JSON.parse(String(r.breakglass)) as SqlRow[]).map(breakGlassRow),
+      hosts: q.targets.map((h) => byName.get(h) ?? null),
+    };
+  }
   async insertRequestWithEvidence(
     tenant: string,
     row: RequestRow,
     evidence: Omit<PendingEvidenceRow, "id">,
+    options: { last?: boolean } = {},
   ): Promise<boolean> {
     if (this.#hold || this.#c.dialect !== "postgres") {
       if (!(await this.insertRequest(tenant, row))) return false;
@@ -682,19 +863,36 @@ export class SqlTx implements StoreTx {
       return true;
     }
     this.pendingEvidence.add(tenant);
-    const rows = await this.#c.all(
-      `WITH r AS (${INSERT_REQUEST} RETURNING id)
-       INSERT INTO evidence_pending (tenant, ts, type, actor, data)
-       SELECT ?, ?, ?, ?, ? FROM r RETURNING id`,
-      [
-        ...requestParams(tenant, row),
-        tenant,
-        evidence.ts,
-        evidence.type,
-        evidence.actor,
-        evidence.data,
-      ],
-    );
+    const derived = evidence.type === "request.decision" && evidence.data === decisionData(row);
+    const sql = derived ? INSERT_REQUEST_WITH_DECISION : INSERT_REQUEST_WITH_EVIDENCE;
+    const params = [
+      ...requestParams(tenant, row),
+      tenant,
+      evidence.ts,
+      evidence.type,
+      evidence.actor,
+    ];
+    if (!derived) params.push(evidence.data);
+    if (
+      options.last && this.#c.commit && !this.committing && this.commitReady &&
+      await this.commitReady
+    ) {
+      // Sent with the COMMIT: an identical pending request (a fold race) must then fail the
+      // statement, which rolls the transaction back, rather than be skipped.
+      const inserted = this.#c.all(strict(sql), params);
+      inserted.catch(() => {}); // awaited below
+      this.committing = this.#c.commit();
+      this.committing.catch(() => {}); // awaited by the store
+      let rows: SqlRow[];
+      try {
+        rows = await inserted;
+      } catch (e) {
+        throw (e as { code?: string })?.code === "23505" ? new EarlyCommitConflict(e) : e;
+      }
+      if (rows.length !== 1) throw new Error("The request sent with COMMIT was not inserted");
+      return true;
+    }
+    const rows = await this.#c.all(sql, params);
     return rows.length === 1;
   }
   async getRequest(tenant: string, id: string, lock = false): Promise<RequestRow | null> {

@@ -93,6 +93,11 @@ export interface ControlDeps {
   maxBodyBytes?: number;
   /** Fault injection for crash tests. */
   fault?: FaultHook;
+  /**
+   * Let signed calls that wait for the database together share one commit (SQLite group
+   * commit; each is answered only once that commit is durable). Default true.
+   */
+  groupCommit?: boolean;
 }
 
 const REQUEST_STATUSES: readonly string[] = [
@@ -184,6 +189,8 @@ export function createControlApp(deps: ControlDeps): Hono {
     skewSeconds,
     fault: deps.fault ?? (() => {}),
     policies: new Map(),
+    seen: { tenants: new Map(), identities: new Map() },
+    groupCommit: deps.groupCommit ?? true,
   };
 
   const app = new Hono();

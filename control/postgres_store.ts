@@ -8,8 +8,9 @@
  * never wait for each other's commits.
  *
  * Migrations run under a transaction-scoped advisory lock, so instances starting together
- * apply each version once. Transactions that hit a deadlock or a serialization failure are
- * retried (at most 3 times).
+ * apply each version once. Transactions that hit a deadlock or a serialization failure, or
+ * whose last statement, sent together with the COMMIT, hit a unique constraint (two identical
+ * requests racing: the rerun folds), are run again (at most 3 attempts).
  *
  * @module
  */
@@ -17,6 +18,7 @@ import postgres from "postgres";
 import type { ControlStore, StoreTx } from "./store.ts";
 import {
   appliedMigrations,
+  EarlyCommitConflict,
   migrate,
   RATE_SHARDS,
   type SqlConn,
@@ -73,9 +75,14 @@ class PgConn implements SqlConn {
     const rows = await this.#q.unsafe(this.#text(sql), params as SqlValue[], { prepare: true });
     return rows.count;
   }
+  async commit(): Promise<boolean> {
+    // PostgreSQL answers COMMIT with ROLLBACK when a statement of the transaction failed.
+    return (await this.#q.unsafe("COMMIT")).command === "COMMIT";
+  }
 }
 
 function retryable(e: unknown): boolean {
+  if (e instanceof EarlyCommitConflict) return true;
   const code = (e as { code?: string })?.code;
   return code === "40P01" || code === "40001";
 }
@@ -123,18 +130,48 @@ export async function openPostgresStore(
   // Round robin: transactions in flight at once hit different rows of a rate-limit bucket.
   let shard = 0;
   const rateShard = () => shard++ % RATE_SHARDS;
+  // One transaction on a connection of its own: BEGIN, the body's statements (pipelined when
+  // sent together), then COMMIT, or ROLLBACK when the body throws. A body may send COMMIT
+  // itself with its last statement (`SqlTx.committing`), which saves a round trip.
+  async function once<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
+    const q = await sql.reserve();
+    try {
+      await q.unsafe("BEGIN");
+      const t = new SqlTx(new PgConn(q as never, cache), { rateShard });
+      let out: T;
+      try {
+        out = await fn(t);
+      } catch (e) {
+        if (t.committing) {
+          // COMMIT went out with a statement that failed: the server rolled back instead.
+          await t.committing;
+        } else {
+          await q.unsafe("ROLLBACK").catch(() => {});
+        }
+        throw e;
+      }
+      if (t.committing && !(await t.committing)) {
+        throw new ControlError("STORE", "The transaction was rolled back at its commit");
+      }
+      if (!t.committing) await q.unsafe("COMMIT");
+      for (const tenant of t.pendingEvidence) sequencer.kick(tenant);
+      return out;
+    } finally {
+      q.release();
+    }
+  }
   async function tx<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
     for (let attempt = 1;; attempt++) {
-      const t = { current: null as SqlTx | null };
       try {
-        const out = await sql.begin((q) => {
-          t.current = new SqlTx(new PgConn(q as never, cache), { rateShard });
-          return fn(t.current);
-        }) as T;
-        for (const tenant of t.current!.pendingEvidence) sequencer.kick(tenant);
-        return out;
+        return await once(fn);
       } catch (e) {
         if (attempt < 3 && retryable(e)) continue;
+        if (e instanceof EarlyCommitConflict) {
+          // Still racing an identical request after every attempt: as the fold check says.
+          throw new ControlError("CONFLICT", "An identical request is being created; retry", {
+            cause: e,
+          });
+        }
         throw e;
       }
     }

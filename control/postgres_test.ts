@@ -10,7 +10,7 @@ import { requestScenarios } from "./_scenario_requests.ts";
 import { authScenarios } from "./_scenario_auth.ts";
 import { governanceScenarios } from "./_scenario_governance.ts";
 import { fleetScenarios } from "./_scenario_fleet.ts";
-import { multiInstanceScenarios, storeScenarios } from "./_scenario_store.ts";
+import { concurrencyScenarios, multiInstanceScenarios, storeScenarios } from "./_scenario_store.ts";
 import { securityScenarios } from "./_scenario_security.ts";
 import { evidenceScenarios } from "./_scenario_evidence.ts";
 
@@ -19,6 +19,7 @@ if (postgresBackend.unavailable) {
 }
 
 storeScenarios(postgresBackend);
+concurrencyScenarios(postgresBackend);
 requestScenarios(postgresBackend);
 authScenarios(postgresBackend);
 governanceScenarios(postgresBackend);

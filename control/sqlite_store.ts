@@ -8,10 +8,16 @@
  * each transaction is its own evidence sequencer: it chains the evidence it recorded just
  * before it commits, so nothing is ever left pending (see `evidence.ts`).
  *
+ * Group commit: transactions opened with `{ group: true }` (the signed endpoints) that wait
+ * for the writer together share one `COMMIT`, so one fsync covers them all. Each runs alone
+ * under its own savepoint (one that throws undoes only its own changes) and each caller is
+ * answered only once that commit is on disk; if the shared commit fails, each is run again on
+ * its own.
+ *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { ControlStore, StoreTx } from "./store.ts";
+import type { ControlStore, StoreTx, TxOptions } from "./store.ts";
 import {
   appliedMigrations,
   migrate,
@@ -29,6 +35,15 @@ export interface SqliteStoreOptions {
   now?: () => number;
   /** `synchronous` pragma (default `FULL`). */
   synchronous?: "FULL" | "NORMAL";
+}
+
+/** Most transactions one group commit takes. */
+const GROUP_MAX = 64;
+
+interface GroupJob {
+  fn: (t: StoreTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
 }
 
 class SqliteConn implements SqlConn {
@@ -109,6 +124,41 @@ export async function openSqliteStore(
     return next;
   }
 
+  // Group commit: transactions flagged `group` that are waiting for the writer when it frees
+  // up run one after another in one SQLite transaction, each under its own savepoint, and are
+  // committed by one COMMIT (one fsync). Each settles only after that commit.
+  let waiting: GroupJob[] = [];
+  function grouped<T>(fn: (t: StoreTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      waiting.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (waiting.length === 1) void serialize(drain);
+    });
+  }
+  async function drain(): Promise<void> {
+    const batch = waiting.slice(0, GROUP_MAX);
+    waiting = waiting.slice(batch.length);
+    if (waiting.length > 0) void serialize(drain);
+    if (batch.length === 0) return;
+    if (batch.length === 1) {
+      await run(batch[0].fn).then(batch[0].resolve, batch[0].reject);
+      return;
+    }
+    let results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[];
+    try {
+      results = await run(async (t) => {
+        const out = [];
+        for (const job of batch) out.push(await tx.isolated(() => job.fn(t)));
+        return out;
+      });
+    } catch {
+      // The shared commit failed (or a savepoint could not be undone): nothing of the batch
+      // is committed. Run each on its own, so that one cannot fail the others.
+      for (const job of batch) await run(job.fn).then(job.resolve, job.reject);
+      return;
+    }
+    results.forEach((r, i) => r.ok ? batch[i].resolve(r.value) : batch[i].reject(r.error));
+  }
+
   await serialize(async () => {
     db.exec("BEGIN IMMEDIATE");
     try {
@@ -124,7 +174,8 @@ export async function openSqliteStore(
 
   return {
     backend: "sqlite",
-    tx: <T>(fn: (t: StoreTx) => Promise<T>): Promise<T> => serialize(() => run(fn)),
+    tx: <T>(fn: (t: StoreTx) => Promise<T>, txOptions: TxOptions = {}): Promise<T> =>
+      txOptions.group ? grouped(fn) : serialize(() => run(fn)),
     migrations: () => serialize(() => appliedMigrations(conn)),
     close: () =>
       serialize(() => {

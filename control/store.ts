@@ -568,6 +568,34 @@ export interface FindingFilter extends PageQuery {
   status?: FindingRow["status"];
 }
 
+/** What {@link StoreTx.requestChecks} reads. */
+export interface RequestChecks {
+  /** Rate-limit bucket. */
+  bucket: string;
+  /** Its window's start, ms. */
+  windowStart: number;
+  /** The action hash a pending request would fold on. */
+  actionHash: string;
+  /** Whether to read the open break-glass sessions. */
+  breakGlass: boolean;
+  /** The time, ms. */
+  now: number;
+  /** Target host names. */
+  targets: string[];
+}
+
+/** What {@link StoreTx.requestChecks} returns. */
+export interface RequestCheckResult {
+  /** Hits in the window, this one included. */
+  hits: number;
+  /** The pending request with the action hash. */
+  pending: RequestRow | null;
+  /** Open break-glass sessions (empty unless asked for). */
+  breakGlass: BreakGlassRow[];
+  /** The active identity of each target, in order, or null. */
+  hosts: (IdentityRow | null)[];
+}
+
 /**
  * One transaction. Every method but `getTenant` takes the tenant first.
  */
@@ -641,6 +669,19 @@ export interface StoreTx {
    * repeats the signed message, its `exp` included).
    */
   insertNonce(tenant: string, nonce: string, exp: number): Promise<boolean>;
+  /**
+   * {@link StoreTx.getTenantAndKey} and {@link StoreTx.insertNonce} together (one statement on
+   * PostgreSQL). The nonce is recorded even when the tenant or the key is not found: the
+   * caller must then not commit.
+   */
+  useNonceWithKey(
+    tenant: string,
+    kid: string,
+    nonce: string,
+    exp: number,
+  ): Promise<
+    { found: { tenant: TenantRow; identity: IdentityRow | null } | null; fresh: boolean }
+  >;
   /** Forgets nonces whose `exp` is before `before` (seconds). */
   purgeNonces(tenant: string, before: number): Promise<number>;
   /**
@@ -668,15 +709,31 @@ export interface StoreTx {
   /** Adds a request; false when an identical pending request exists (fold). */
   insertRequest(tenant: string, row: RequestRow): Promise<boolean>;
   /**
+   * What creating a request reads, and its rate-limit hit, together (one statement on
+   * PostgreSQL): {@link StoreTx.hitRateLimit}, {@link StoreTx.getPendingRequest},
+   * {@link StoreTx.activeBreakGlass} (only when `breakGlass`; empty otherwise) and
+   * {@link StoreTx.getActiveIdentity} of each target, in order.
+   */
+  requestChecks(tenant: string, q: RequestChecks): Promise<RequestCheckResult>;
+  /**
    * Adds a request and, only when it was added, the evidence record of its decision (one
    * statement on PostgreSQL); false, and nothing recorded, when an identical pending request
-   * exists (fold).
+   * exists (fold). `last`: nothing follows in this transaction (see `commitGuard`).
    */
   insertRequestWithEvidence(
     tenant: string,
     row: RequestRow,
     evidence: Omit<PendingEvidenceRow, "id">,
+    options?: { last?: boolean },
   ): Promise<boolean>;
+  /**
+   * Set by the transaction's caller: resolves true once everything the caller must know
+   * before the transaction may commit is known and good. When it does, a statement flagged
+   * `last` (nothing follows it) may be sent together with the COMMIT (PostgreSQL: one round
+   * trip fewer); the statement then throws instead of returning false, and the whole
+   * transaction is run again, as after a serialization failure.
+   */
+  commitReady?: Promise<boolean> | null;
   /** A request; `lock` takes a row lock until the transaction ends. */
   getRequest(tenant: string, id: string, lock?: boolean): Promise<RequestRow | null>;
   /** The pending request with this action hash. */
@@ -844,15 +901,27 @@ export interface StoreTx {
   readEvidence(tenant: string, fromSeq: number, limit: number): Promise<string[]>;
 }
 
+/** How a transaction may be run. */
+export interface TxOptions {
+  /**
+   * May share its commit with other concurrent transactions flagged likewise (group commit,
+   * SQLite: one writer, so transactions waiting for it are committed by one `COMMIT` and one
+   * fsync). Each still runs alone under its own savepoint: one that throws undoes only its own
+   * changes, and each settles only after the shared commit is durable. Default false.
+   */
+  group?: boolean;
+}
+
 /** A store: transactions over one database. */
 export interface ControlStore {
   /** `sqlite` or `postgres`. */
   readonly backend: "sqlite" | "postgres";
   /**
    * Runs `fn` in a transaction: committed when it returns, rolled back when it throws. Safe
-   * to call concurrently; the backend serializes or locks as needed.
+   * to call concurrently; the backend serializes or locks as needed. The promise settles only
+   * once the outcome is durable (committed) or undone.
    */
-  tx<T>(fn: (t: StoreTx) => Promise<T>): Promise<T>;
+  tx<T>(fn: (t: StoreTx) => Promise<T>, options?: TxOptions): Promise<T>;
   /** The applied migration versions. */
   migrations(): Promise<number[]>;
   /** Closes the database. */

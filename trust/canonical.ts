@@ -7,7 +7,6 @@
  *
  * @module
  */
-import canonicalize from "canonicalize";
 import { utf8 } from "./encoding.ts";
 import { TrustError } from "./error.ts";
 
@@ -62,10 +61,61 @@ function check(value: unknown, path: string, depth: number): void {
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  check(value, "$", 0);
-  const text = canonicalize(value);
-  if (text === undefined) throw new TrustError("NOT_CANONICAL", "Value has no JSON form");
-  return text;
+  try {
+    return serialize(value, 0);
+  } catch (e) {
+    if (e !== REFUSED) throw e;
+    // The fast pass only knows that something was refused: the checker says what and where.
+    check(value, "$", 0);
+    throw new TrustError("NOT_CANONICAL", "Value has no JSON form");
+  }
+}
+
+const REFUSED = new Error("not canonical");
+
+/**
+ * One pass over the value, refusing exactly what {@link check} refuses (with a bare marker; the
+ * caller re-runs the checker for the message). Keys are sorted by UTF-16 code units and
+ * primitives written by `JSON.stringify`, whose string escapes and shortest round-trip number
+ * form are those RFC 8785 prescribes (ECMAScript `Number.prototype.toString`, `-0` as `0`).
+ */
+function serialize(value: unknown, depth: number): string {
+  if (depth > 256) throw REFUSED;
+  switch (typeof value) {
+    case "string":
+      if (!value.isWellFormed()) throw REFUSED;
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) throw REFUSED;
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "object": {
+      if (value === null) return "null";
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ",";
+          out += serialize(value[i], depth + 1);
+        }
+        return out + "]";
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) throw REFUSED;
+      const keys = Object.keys(value).sort();
+      let out = "{";
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        if (!k.isWellFormed()) throw REFUSED;
+        if (i > 0) out += ",";
+        out += JSON.stringify(k) + ":" +
+          serialize((value as Record<string, unknown>)[k], depth + 1);
+      }
+      return out + "}";
+    }
+    default:
+      throw REFUSED;
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import canonicalize from "canonicalize";
 import { canonicalJson } from "./canonical.ts";
 import { TrustError } from "./error.ts";
 
@@ -74,4 +75,37 @@ Deno.test("canonicalJson() writes each number in its shortest round-trip form (p
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("canonicalJson() agrees with npm:canonicalize on JSON values (property)", () => {
+  fc.assert(
+    fc.property(fc.jsonValue({ maxDepth: 6 }), fc.string({ unit: "grapheme" }), (v, k) => {
+      const withKey = { [k]: v, a: [v, { [k]: 1 }] };
+      assert.equal(canonicalJson(v), canonicalize(v));
+      assert.equal(canonicalJson(withKey), canonicalize(withKey));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+Deno.test("canonicalJson() names what it refuses and where", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ a: [1, { b: NaN }] }, /\$\.a\[1\]\.b is not finite/],
+    [{ x: "ok", y: ["\udc00"] }, /\$\.y\[0\] contains a lone surrogate/],
+    [{ ["\ud800"]: 1 }, /Key at \$ contains a lone surrogate/],
+    [{ d: new Date(0) }, /\$\.d is not a plain object/],
+    [[1, undefined], /\$\[1\] has type undefined/],
+  ];
+  for (const [v, message] of cases) {
+    assert.throws(
+      () => canonicalJson(v),
+      (e: unknown) =>
+        e instanceof TrustError && e.code === "NOT_CANONICAL" && message.test(e.message),
+    );
+  }
+  let deep: unknown = 1;
+  for (let i = 0; i < 300; i++) deep = [deep];
+  assert.throws(() => canonicalJson(deep), /nested too deeply/);
+  // Keys sort by UTF-16 code units, so an astral character sorts before U+FFFF.
+  assert.equal(canonicalJson({ "\uffff": 1, "\u{1f600}": 2 }), '{"\u{1f600}":2,"\uffff":1}');
 });

@@ -8,7 +8,9 @@
  *
  * @module
  */
-import { canonicalBytes } from "./canonical.ts";
+import { canonicalJson } from "./canonical.ts";
+import { Buffer } from "node:buffer";
+import { createPrivateKey, type KeyObject, sign as nodeSign } from "node:crypto";
 import { concatBytes, decodeBase64Url, encodeBase64Url, utf8 } from "./encoding.ts";
 import { type Ed25519KeyPair, signEd25519, verifyEd25519Async } from "./ed25519.ts";
 import { TrustError } from "./error.ts";
@@ -51,7 +53,7 @@ export type KeyResolver = (
 ) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
 
 function signingInput(payload: unknown): Uint8Array {
-  return concatBytes(utf8(MESSAGE_CONTEXT), canonicalBytes(payload));
+  return utf8(MESSAGE_CONTEXT + canonicalJson(payload));
 }
 
 /**
@@ -86,7 +88,7 @@ export function signEnvelope<P extends MessagePayload>(
   return { payload, kid: key.kid, sig: encodeBase64Url(sig) };
 }
 
-/** Signs envelopes with one key through native WebCrypto (for signers on a hot path). */
+/** Signs envelopes with one key through the platform's native Ed25519 (for hot paths). */
 export interface EnvelopeSigner {
   /** The key id. */
   readonly kid: string;
@@ -96,7 +98,7 @@ export interface EnvelopeSigner {
   sign<P extends MessagePayload>(payload: P): Promise<SignedEnvelope<P>>;
 }
 
-// PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410), which WebCrypto needs to import it.
+// PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410).
 const PKCS8_ED25519_PREFIX = Uint8Array.from([
   0x30,
   0x2e,
@@ -117,7 +119,8 @@ const PKCS8_ED25519_PREFIX = Uint8Array.from([
 ]);
 
 /**
- * Builds a signer whose private seed lives in a non-extractable WebCrypto key. Ed25519 is
+ * Builds a signer over one key through the platform's native Ed25519 (`node:crypto`): the
+ * seed is imported once into a key object that only the signer holds. Ed25519 is
  * deterministic (RFC 8032), so it produces exactly the envelopes {@link signEnvelope} does,
  * several times faster.
  *
@@ -133,21 +136,31 @@ const PKCS8_ED25519_PREFIX = Uint8Array.from([
  * if (env.sig !== signEnvelope(payload, key).sig) throw new Error();
  * ```
  */
-export async function createEnvelopeSigner(key: Ed25519KeyPair): Promise<EnvelopeSigner> {
-  const der = concatBytes(PKCS8_ED25519_PREFIX, key.privateKey) as Uint8Array<ArrayBuffer>;
-  const cryptoKey = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, [
-    "sign",
-  ]);
-  der.fill(0);
-  return {
+export function createEnvelopeSigner(key: Ed25519KeyPair): Promise<EnvelopeSigner> {
+  // Only the seed goes in (PKCS#8, RFC 8410): the platform derives the public key from it.
+  const der = concatBytes(PKCS8_ED25519_PREFIX, key.privateKey);
+  let privateKey: KeyObject;
+  try {
+    // A view over `der` (no copy), so zeroing `der` below clears it too.
+    const view = Buffer.from(der.buffer, der.byteOffset, der.length);
+    privateKey = createPrivateKey({ key: view, format: "der", type: "pkcs8" });
+  } catch (cause) {
+    return Promise.reject(new TrustError("BAD_KEY", "Not an Ed25519 private key", { cause }));
+  } finally {
+    der.fill(0);
+  }
+  return Promise.resolve({
     kid: key.kid,
     publicKey: key.publicKey,
-    async sign<P extends MessagePayload>(payload: P): Promise<SignedEnvelope<P>> {
-      const message = signingInput(payload) as Uint8Array<ArrayBuffer>;
-      const sig = new Uint8Array(await crypto.subtle.sign("Ed25519", cryptoKey, message));
-      return { payload, kid: key.kid, sig: encodeBase64Url(sig) };
+    sign<P extends MessagePayload>(payload: P): Promise<SignedEnvelope<P>> {
+      try {
+        const sig = nodeSign(null, signingInput(payload), privateKey);
+        return Promise.resolve({ payload, kid: key.kid, sig: encodeBase64Url(sig) });
+      } catch (e) {
+        return Promise.reject(e);
+      }
     },
-  };
+  });
 }
 
 /** What a receiver accepts. */
