@@ -36,6 +36,17 @@ function num(s: string): number {
   return Number.isNaN(n) ? 0 : n;
 }
 
+type MakeOperator = (
+  run: Operator["run"],
+  dyn?: boolean,
+  test?: Operator["test"],
+) => Operator;
+
+/** A numeric comparison: `test` decides, `run` returns the value as its capture. */
+function numeric(mk: MakeOperator, test: Operator["test"]): Operator {
+  return mk((v, p) => (test(v, p) ? [v] : undefined), undefined, test);
+}
+
 function parseIp(s: string): { v6: boolean; big: bigint } | undefined {
   s = s.trim();
   if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(s)) {
@@ -77,11 +88,56 @@ function ipMatcher(list: string[], where: string): (v: string) => boolean {
     const hi = lo + (1n << hostBits) - 1n;
     nets.push({ v6: p.v6, lo, hi });
   }
+  // IPv4 ranges as plain numbers: the common case needs no BigInt.
+  const lo4: number[] = [];
+  const hi4: number[] = [];
+  for (const n of nets) {
+    if (!n.v6) {
+      lo4.push(Number(n.lo));
+      hi4.push(Number(n.hi));
+    }
+  }
   return (v) => {
-    const p = parseIp(v);
+    const s = v.trim();
+    const a = ipv4Number(s);
+    if (a >= 0) {
+      for (let i = 0; i < lo4.length; i++) if (a >= lo4[i] && a <= hi4[i]) return true;
+      return false;
+    }
+    if (a === -2) return false; // a dotted quad with a part above 255
+    const p = parseIp(s);
     if (!p) return false;
     return nets.some((n) => n.v6 === p.v6 && p.big >= n.lo && p.big <= n.hi);
   };
+}
+
+/**
+ * A dotted quad (`\d{1,3}` four times, as `parseIp` accepts it) as a number; -2 when a part is
+ * above 255, -1 when it is no dotted quad.
+ */
+function ipv4Number(s: string): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  let big = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return -1;
+      part = part * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      if (part > 255) big = true;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  if (part > 255) big = true;
+  return big ? -2 : n * 256 + part;
 }
 
 function dataLines(text: string): string[] {
@@ -152,34 +208,46 @@ export function compileOperator(
       return op;
     }
     case "contains":
-      return mk((v, p) => (v.includes(p) ? [p] : undefined));
+      return mk((v, p) => (v.includes(p) ? [p] : undefined), dynamic, (v, p) => v.includes(p));
     case "containsword":
       return mk((v, p) => {
         const re = new RegExp(`(?:^|\\W)${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:\\W|$)`);
         return re.test(v) ? [p] : undefined;
       });
     case "beginswith":
-      return mk((v, p) => (v.startsWith(p) ? [p] : undefined));
+      return mk((v, p) => (v.startsWith(p) ? [p] : undefined), dynamic, (v, p) => v.startsWith(p));
     case "endswith":
-      return mk((v, p) => (v.endsWith(p) ? [p] : undefined));
+      return mk((v, p) => (v.endsWith(p) ? [p] : undefined), dynamic, (v, p) => v.endsWith(p));
     case "streq":
-      return mk((v, p) => (v === p ? [v] : undefined));
+      return mk((v, p) => (v === p ? [v] : undefined), dynamic, (v, p) => v === p);
     case "strmatch":
-      return mk((v, p) => (v.includes(p) ? [p] : undefined));
+      return mk((v, p) => (v.includes(p) ? [p] : undefined), dynamic, (v, p) => v.includes(p));
     case "within":
-      return mk((v, p) => (p.includes(v) ? [v] : undefined));
-    case "eq":
-      return mk((v, p) => (num(v) === num(p) ? [v] : undefined));
-    case "ge":
-      return mk((v, p) => (num(v) >= num(p) ? [v] : undefined));
-    case "gt":
-      return mk((v, p) => (num(v) > num(p) ? [v] : undefined));
-    case "le":
-      return mk((v, p) => (num(v) <= num(p) ? [v] : undefined));
-    case "lt":
-      return mk((v, p) => (num(v) < num(p) ? [v] : undefined));
+      return mk((v, p) => (p.includes(v) ? [v] : undefined), dynamic, (v, p) => p.includes(v));
+    // A constant parameter is read once (the engine passes it unchanged); each comparison has
+    // its own functions so that their call sites stay monomorphic.
+    case "eq": {
+      const n = num(param);
+      return numeric(mk, dynamic ? (v, p) => num(v) === num(p) : (v) => num(v) === n);
+    }
+    case "ge": {
+      const n = num(param);
+      return numeric(mk, dynamic ? (v, p) => num(v) >= num(p) : (v) => num(v) >= n);
+    }
+    case "gt": {
+      const n = num(param);
+      return numeric(mk, dynamic ? (v, p) => num(v) > num(p) : (v) => num(v) > n);
+    }
+    case "le": {
+      const n = num(param);
+      return numeric(mk, dynamic ? (v, p) => num(v) <= num(p) : (v) => num(v) <= n);
+    }
+    case "lt": {
+      const n = num(param);
+      return numeric(mk, dynamic ? (v, p) => num(v) < num(p) : (v) => num(v) < n);
+    }
     case "unconditionalmatch":
-      return mk((v) => [v], false);
+      return mk((v) => [v], false, () => true);
     case "nomatch":
       return mk(() => undefined, false);
     case "detectsqli":

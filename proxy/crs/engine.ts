@@ -111,13 +111,15 @@ export interface Rule {
   sig: number;
   /** Slot of the per-request cache of the union of its values' scans (same targets and chain). */
   orSlot: number;
-  /** The same for each target alone. */
-  torSlots: number[];
   /** Literal group of the operator in the scanner result: word and bit (0: no prefilter). */
   pfWord: number;
   pfBit: number;
   /** The group is the operator itself (`@pm`): a set bit is a match, a clear bit none. */
   pfExact: boolean;
+  /** A clear bit in the union of its values' scans means it cannot match (see `mayMatch`). */
+  pfSkip: boolean;
+  /** A `TX:key` rule without transformations, capture or prefilter (see `matchTx`). */
+  txFast: boolean;
   /** For skipAfter: index of the target marker in the rule's phase list. */
   jump: number;
   /** Names of the variables it reads (filled when compilation ends). */
@@ -588,7 +590,6 @@ function finishRules(
   const sigOf = new Map<string, number>();
   const slotOf = new Map<string, number>();
   const orSlotOf = new Map<string, number>();
-  const torSlotOf = new Map<string, number>();
   const groupOf = new Map<string, number>();
   const groups: string[][] = [];
   for (const e of entries) {
@@ -669,15 +670,6 @@ function finishRules(
           orSlotOf.set(ok, os);
         }
         r.orSlot = os;
-        r.torSlots = r.targets.map((tg) => {
-          const tk = `${tg.slot}:${r!.tlast}`;
-          let ts = torSlotOf.get(tk);
-          if (ts === undefined) {
-            ts = torSlotOf.size;
-            torSlotOf.set(tk, ts);
-          }
-          return ts;
-        });
       }
       r.pfWord = 0;
       r.pfBit = 0;
@@ -709,6 +701,9 @@ function finishRules(
           r.pfBit = 1 << (g % 30);
         }
       }
+      r.pfSkip = r.sig >= 0 && r.pfBit !== 0 && !r.negated && !r.multiMatch;
+      r.txFast = r.txKey !== undefined && !r.capture && !r.multiMatch &&
+        r.transforms.length === 0 && r.pfBit === 0;
     }
   }
   for (const list of phases) {
@@ -724,7 +719,6 @@ function finishRules(
     sigs: sigOf.size,
     targets: slotOf.size,
     ors: orSlotOf.size,
-    tors: torSlotOf.size,
   };
   const scanner = buildGroupScanner(groups);
   return { sizes, scanner, scratch: newScratch(sizes, scanner.words) };
@@ -771,10 +765,11 @@ function compileRule(
     tmasks: [],
     sig: -1,
     orSlot: -1,
-    torSlots: [],
     pfWord: 0,
     pfBit: 0,
     pfExact: false,
+    pfSkip: false,
+    txFast: false,
     jump: 0,
     targetNames: [],
     txKey: undefined,
@@ -1052,20 +1047,17 @@ interface CacheSizes {
   sigs: number;
   targets: number;
   ors: number;
-  tors: number;
 }
-const NO_SIZES: CacheSizes = { sigs: 0, targets: 0, ors: 0, tors: 0 };
+const NO_SIZES: CacheSizes = { sigs: 0, targets: 0, ors: 0 };
 
 /**
  * Buffers of a rule set reused by its transactions (evaluation is synchronous, one transaction
- * at a time): unions of scans per `Rule.orSlot` and per `Rule.torSlots`, each valid while its
+ * at a time): unions of scans per `Rule.orSlot`, each valid while its
  * generation stamp equals the transaction's.
  */
 interface Scratch {
   ors: Int32Array;
   orGen: Int32Array;
-  tors: Int32Array;
-  torGen: Int32Array;
   gen: number;
 }
 
@@ -1073,8 +1065,6 @@ function newScratch(sizes: CacheSizes, words: number): Scratch {
   return {
     ors: new Int32Array(sizes.ors * words),
     orGen: new Int32Array(sizes.ors),
-    tors: new Int32Array(sizes.tors * words),
-    torGen: new Int32Array(sizes.tors),
     gen: 0,
   };
 }
@@ -1082,7 +1072,6 @@ function newScratch(sizes: CacheSizes, words: number): Scratch {
 function nextGen(sc: Scratch): number {
   if (sc.gen >= 0x3fffffff) {
     sc.orGen.fill(0);
-    sc.torGen.fill(0);
     sc.gen = 0;
   }
   return ++sc.gen;
@@ -1296,27 +1285,39 @@ function targetEntry(t: Tx, rule: Rule, tg: Target): Resolved {
  */
 function mayMatch(t: Tx, rule: Rule): boolean {
   const sc = t.scratch;
-  const gen = t.gen;
-  const words = t.scanner.words;
+  const slot = rule.orSlot;
   const ors = sc.ors;
-  const base = rule.orSlot * words;
-  if (sc.orGen[rule.orSlot] !== gen) {
-    const tors = sc.tors;
-    for (let k = 0; k < words; k++) ors[base + k] = 0;
-    for (let i = 0; i < rule.targets.length; i++) {
-      const slot = rule.torSlots[i];
-      const tb = slot * words;
-      if (sc.torGen[slot] !== gen) {
-        for (let k = 0; k < words; k++) tors[tb + k] = 0;
-        for (const e of targetEntry(t, rule, rule.targets[i]).elems) {
-          const sat = scanned(t, e, rule);
-          for (let k = 0; k < words; k++) tors[tb + k] |= sat[k];
+  const words = t.scanner.words;
+  const base = slot * words;
+  if (sc.orGen[slot] !== t.gen) {
+    // Runtime target removals only take values away: the list without them covers them.
+    const elems = resolve(t, rule, 0);
+    const n = rule.tids.length;
+    for (let k = 5; k < words; k++) ors[base + k] = 0;
+    let w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0;
+    for (let i = 0; i < elems.length; i++) {
+      const sat = satOf(t, transformedInfo(t, elems[i], rule, n));
+      w0 |= sat[0];
+      if (words > 1) {
+        w1 |= sat[1];
+        if (words > 2) {
+          w2 |= sat[2];
+          if (words > 3) {
+            w3 |= sat[3];
+            if (words > 4) {
+              w4 |= sat[4];
+              for (let k = 5; k < words; k++) ors[base + k] |= sat[k];
+            }
+          }
         }
-        sc.torGen[slot] = gen;
       }
-      for (let k = 0; k < words; k++) ors[base + k] |= tors[tb + k];
     }
-    sc.orGen[rule.orSlot] = gen;
+    ors[base] = w0;
+    if (words > 1) ors[base + 1] = w1;
+    if (words > 2) ors[base + 2] = w2;
+    if (words > 3) ors[base + 3] = w3;
+    if (words > 4) ors[base + 4] = w4;
+    sc.orGen[slot] = t.gen;
   }
   return (ors[base + rule.pfWord] & rule.pfBit) !== 0;
 }
@@ -1440,24 +1441,31 @@ function transformedInfo(t: Tx, e: VarElem, rule: Rule, n: number): ValueCache {
   let raw = e.vc;
   if (raw === undefined) e.vc = raw = valueInfo(t, e.value);
   if (n === 0) return raw;
+  const tids = rule.tids;
+  let tv = raw.tv;
+  if (tv === undefined) raw.tv = tv = [];
+  else {
+    // the whole prefix is usually cached already (another rule, or the scan of this one)
+    const hit = tv[tids[n - 1]];
+    if (hit !== undefined) return hit;
+  }
   const m = rule.tmasks[n];
   if (m !== null) {
     let vm = raw.mask;
     if (vm === undefined) raw.mask = vm = charMask(raw.value);
-    // none of the characters these transformations act on: the value is unchanged
+    // none of the characters these transformations act on: the value is unchanged (and so is
+    // every shorter prefix; only this one is recorded)
     if (
       ((vm[0] & m[0]) | (vm[1] & m[1]) | (vm[2] & m[2]) | (vm[3] & m[3]) | (vm[4] & m[4])) === 0
     ) {
+      tv[tids[n - 1]] = raw;
       return raw;
     }
   }
-  const tids = rule.tids;
-  let tv = raw.tv;
-  if (tv === undefined) raw.tv = tv = [];
   // the longest cached prefix
   let from = raw;
   let done = 0;
-  for (let k = n; k > 0; k--) {
+  for (let k = n - 1; k > 0; k--) {
     const c = tv[tids[k - 1]];
     if (c !== undefined) {
       from = c;
@@ -1479,11 +1487,6 @@ function satOf(t: Tx, c: ValueCache): number[] {
   let sat = c.sat;
   if (sat === undefined) c.sat = sat = t.scanner.scan(c.value);
   return sat;
-}
-
-/** The scanner result of the element's value after the rule's transformations (cached). */
-function scanned(t: Tx, e: VarElem, rule: Rule): number[] {
-  return satOf(t, transformedInfo(t, e, rule, rule.tids.length));
 }
 
 const MATCHED: string[] = [];
@@ -1509,6 +1512,7 @@ function matchRule(t: Tx, rule: Rule): boolean {
   let elems: VarElem[];
   if (rule.targets.length === 0) elems = t.scratchOne("", "", "");
   else if (rule.txKey !== undefined && !t.txTargetRemoved) {
+    if (rule.txFast) return matchTx(t, rule);
     const v = t.tx.get(rule.txKey);
     if (rule.txCount) elems = t.scratchOne("", v === undefined ? "0" : "1", rule.txName!);
     else if (v === undefined) return false;
@@ -1516,9 +1520,7 @@ function matchRule(t: Tx, rule: Rule): boolean {
   } else {
     // No value holds a literal the operator needs: no element can match. (Runtime target
     // removals only take values away, so they are ignored here.)
-    if (
-      rule.sig >= 0 && rule.pfBit !== 0 && !rule.negated && !rule.multiMatch && !mayMatch(t, rule)
-    ) return false;
+    if (rule.pfSkip && !mayMatch(t, rule)) return false;
     const mask = rule.sig < 0 || t.targetRemovals.length === 0 ? 0 : removalMask(t, rule);
     elems = resolve(t, rule, mask);
     if (elems.length === 0) return false;
@@ -1548,12 +1550,15 @@ function matchRule(t: Tx, rule: Rule): boolean {
       if (!caps) continue;
     } else {
       let matched: boolean;
-      if (rule.pfBit !== 0 && (scanned(t, e, rule)[rule.pfWord] & rule.pfBit) === 0) {
-        matched = false; // none of the literals every match needs occurs
-        if (rule.negated) v = transformedInfo(t, e, rule, rule.tids.length).value;
+      if (rule.pfBit !== 0) {
+        const c = transformedInfo(t, e, rule, rule.tids.length);
+        v = c.value;
+        // false when none of the literals every match needs occurs
+        matched = (satOf(t, c)[rule.pfWord] & rule.pfBit) !== 0 &&
+          (rule.pfExact || op.test(v, param));
       } else {
-        v = transformedInfo(t, e, rule, rule.tids.length).value;
-        matched = rule.pfExact || op.test(v, param);
+        if (rule.tids.length !== 0) v = transformedInfo(t, e, rule, rule.tids.length).value;
+        matched = op.test(v, param);
       }
       if (rule.negated) matched = !matched;
       if (!matched) continue;
@@ -1572,6 +1577,36 @@ function matchRule(t: Tx, rule: Rule): boolean {
   }
   if (hits === undefined) return false;
   t.matchedVars = hits;
+  return true;
+}
+
+/**
+ * `matchRule` for a rule whose only target is `TX:key` (or `&TX:key`) without transformations,
+ * capture, multiMatch or prefilter: the same steps on the one value.
+ */
+function matchTx(t: Tx, rule: Rule): boolean {
+  const v = t.tx.get(rule.txKey!);
+  let value: string;
+  let key: string;
+  if (rule.txCount) {
+    value = v === undefined ? "0" : "1";
+    key = "";
+  } else if (v === undefined) return false;
+  else {
+    value = v;
+    key = rule.txKey!;
+  }
+  const param = rule.opParamMacro ? rule.opParamMacro(t) : rule.opParam;
+  let matched = rule.op.test(value, param);
+  if (rule.negated) matched = !matched;
+  if (!matched) return false;
+  const name = rule.txName!;
+  const hit = elem(key, value, name);
+  t.matchedVar = value;
+  t.matchedVarName = name;
+  if (rule.setvars.length > 0) runSetvars(t, rule);
+  if (rule.ctls.length > 0) runCtls(t, rule);
+  t.matchedVars = [hit];
   return true;
 }
 
