@@ -23,7 +23,9 @@
  * CLOCK_MONOTONIC) paces requests to a fixed aggregate rate — half the proxy's median peak —
  * with a schedule shared by the connections of the wrk thread (wrk's timers have 1 ms
  * resolution, so requests leave up to 1 ms early, in small bursts; the same schedule is used for
- * the direct and the proxied runs). The report is p99(proxy) − p99(direct) at that rate.
+ * the direct and the proxied runs). The report is p99(proxy) − p99(direct) at that rate, beside
+ * the same for nginx and for a bare Deno byte relay (scripts/_relay.ts: one backend connection
+ * per client, no parsing) — the floor of what Deno's sockets add on this machine.
  *
  * Targets of the issue: proxy (rules off) req/s ≥ 0.5 × nginx proxy req/s; added p99 ≤ 1 ms at
  * half the proxy's peak; tracing on costs ≤ 10 % of throughput. Everything runs on 127.0.0.1 and
@@ -336,6 +338,16 @@ async function main(): Promise<number> {
   };
   const p1 = await startProxy(plain);
   const p2 = await startProxy(traced);
+  // The runtime's floor, at half load only: a byte relay (scripts/_relay.ts), same CPU pinning.
+  const relayPort = freePort();
+  const relay = spawn(PROXY_CPUS, Deno.execPath(), [
+    "run",
+    "--allow-net=127.0.0.1",
+    `${root}scripts/_relay.ts`,
+    String(relayPort),
+    String(backendPort),
+  ]);
+  await waitFor(relayPort);
 
   const targets: Record<string, { url: string; pid?: number }> = {
     direct: { url: `http://127.0.0.1:${backendPort}/` },
@@ -379,10 +391,13 @@ async function main(): Promise<number> {
   const half = Math.round(rps("proxy") / 2);
   const conns = Math.max(16, Math.min(CONNS, Math.ceil(half * 0.004)));
   // nginx runs at the same rate too: its added p99 shows what the machine itself adds.
-  const halfRes: Record<string, WrkResult[]> = { direct: [], nginx: [], proxy: [] };
+  // A bare Deno byte relay at the same rate: what the runtime's sockets alone add.
+  const halfRes: Record<string, WrkResult[]> = { direct: [], nginx: [], relay: [], proxy: [] };
+  const halfUrl = (name: string): string =>
+    name === "relay" ? `http://127.0.0.1:${relayPort}/` : targets[name].url;
   for (let r = 0; r < RUNS; r++) {
-    for (const name of ["direct", "nginx", "proxy"] as const) {
-      const res = await wrk(targets[name].url, { conns, rate: half });
+    for (const name of ["direct", "nginx", "relay", "proxy"] as const) {
+      const res = await wrk(halfUrl(name), { conns, rate: half });
       halfRes[name].push(res);
       console.log(
         `  half-load round ${r + 1} ${name.padEnd(7)} ${
@@ -393,6 +408,7 @@ async function main(): Promise<number> {
   }
   await stop(p1);
   await stop(p2);
+  await stop(relay);
   await stop(nginx);
   await stop(backend);
 
@@ -421,7 +437,8 @@ async function main(): Promise<number> {
     } / proxy ${halfRps("proxy").toFixed(0)}, ${conns} conns): ${added.toFixed(3)} ms ` +
       `(proxy ${p99("proxy").toFixed(3)} − direct ${p99("direct").toFixed(3)}; target <= 1 ms) ${
         added <= 1 ? "PASS" : "FAIL"
-      }; nginx at the same rate adds ${(p99("nginx") - p99("direct")).toFixed(3)} ms`,
+      }; nginx at the same rate adds ${(p99("nginx") - p99("direct")).toFixed(3)} ms, ` +
+      `a bare Deno byte relay ${(p99("relay") - p99("direct")).toFixed(3)} ms`,
   );
   console.log(
     `tracing cost: ${(tracingCost * 100).toFixed(1)} % of throughput (target <= 10 %) ${

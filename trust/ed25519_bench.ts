@@ -42,7 +42,7 @@ Deno.bench("WebCrypto Ed25519 sign (peer)", { group: "sign" }, async () => {
 Deno.bench("verifyEd25519 strict (noble)", { group: "verify", baseline: true }, () => {
   if (!verifyEd25519(pair.publicKey, msg, sig)) throw new Error("bad");
 });
-Deno.bench("verifyEd25519Async strict (JS checks + WebCrypto)", { group: "verify" }, async () => {
+Deno.bench("verifyEd25519Async strict (JS checks + node:crypto)", { group: "verify" }, async () => {
   if (!(await verifyEd25519Async(pair.publicKey, msg, sig))) throw new Error("bad");
 });
 Deno.bench("WebCrypto Ed25519 verify (peer)", { group: "verify" }, async () => {
