@@ -102,3 +102,21 @@ Deno.test("isValidEd25519PublicKey() accepts real keys and refuses small-order o
     assert.equal(isValidEd25519PublicKey(bad), false);
   }
 });
+
+Deno.test("isValidEd25519PublicKey() refuses mixed-order keys (a torsion component added)", async () => {
+  // A point of order 8; A + T8 is on the curve, not of small order, but not in the subgroup.
+  const t8 = ed25519.Point.fromHex(
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  );
+  assert.ok(!t8.double().double().is0() && t8.double().double().double().is0());
+  for (let i = 0; i < 4; i++) {
+    const honest = generateKeyPair();
+    const a = ed25519.Point.fromBytes(honest.publicKey);
+    assert.equal(isValidEd25519PublicKey(honest.publicKey), true);
+    const mixed = a.add(t8).toBytes();
+    assert.equal(isValidEd25519PublicKey(mixed), false);
+    // Nothing verifies asynchronously under such a key, whatever the signature.
+    const msg = new TextEncoder().encode(`m${i}`);
+    assert.equal(await verifyEd25519Async(mixed, msg, signEd25519(honest.privateKey, msg)), false);
+  }
+});
