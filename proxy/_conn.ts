@@ -6,6 +6,36 @@
  * @module
  */
 
+/** The runtime's read op for a plain TCP connection: resolves to the count read, 0 at the end. */
+type RawRead = (rid: number, view: Uint8Array) => Promise<number>;
+
+/**
+ * The runtime's read op and the connection's resource id, when the runtime exposes them.
+ * `Deno.Conn#read` records every pending read in a per-connection `Set` and deletes it after:
+ * when that set empties, V8 reallocates its table, and for a long-lived connection the new
+ * table goes straight to the old generation, about 120 bytes per read that only a full
+ * mark-compact reclaims (an incremental mark-compact every second or two under load, with
+ * pauses of up to a few ms). Reading with the op directly skips that. Anything unexpected and
+ * the connection's own `read` is used.
+ */
+function rawReader(conn: Deno.Conn): { read: RawRead; rid: number } | undefined {
+  try {
+    const internal = (Deno as unknown as Record<symbol, { core?: { read?: unknown } }>)[
+      (Deno as unknown as { internal: symbol }).internal
+    ];
+    const read = internal?.core?.read;
+    if (typeof read !== "function") return undefined;
+    for (const sym of Object.getOwnPropertySymbols(conn)) {
+      if (sym.description !== "Deno.internal.rid") continue;
+      const rid = (conn as unknown as Record<symbol, unknown>)[sym];
+      return typeof rid === "number" ? { read: read as RawRead, rid } : undefined;
+    }
+  } catch {
+    // a runtime without these internals
+  }
+  return undefined;
+}
+
 /** A TCP connection with a read buffer and a deadline checked by the sweeper. */
 export class BufferedConn {
   /** The underlying connection. */
@@ -28,12 +58,44 @@ export class BufferedConn {
   bytesWritten = 0;
   /** Free for the owner: the proxy keeps the time the current head's first byte arrived. */
   mark = 0;
+  /** Head-reading state kept between reads (on the connection, so no frame holds it). */
+  headSeen = false;
+  /** Bytes past `start` already scanned for the end of the head. */
+  headScanned = 0;
+  /** Free for the owner: reused for the layout of the last head parsed from this connection. */
+  readonly headFields: number[] = [];
   readonly #maxSize: number;
+  readonly #rawRead: RawRead | undefined;
+  readonly #rid: number;
 
-  constructor(conn: Deno.Conn, initialSize: number, maxSize: number) {
+  /**
+   * @param conn The connection.
+   * @param initialSize Initial read buffer size.
+   * @param maxSize Largest the read buffer may grow.
+   * @param plainTcp Whether `conn` is a plain TCP connection, which may be read with the
+   * runtime's read op directly (see {@linkcode BufferedConn.readRaw}).
+   */
+  constructor(conn: Deno.Conn, initialSize: number, maxSize: number, plainTcp = false) {
     this.conn = conn;
     this.buf = new Uint8Array(initialSize);
     this.#maxSize = Math.max(initialSize, maxSize);
+    const raw = plainTcp ? rawReader(conn) : undefined;
+    this.#rawRead = raw?.read;
+    this.#rid = raw?.rid ?? -1;
+  }
+
+  /** Whether reads use the runtime's read op directly (see {@linkcode BufferedConn.readRaw}). */
+  get rawRead(): boolean {
+    return this.#rawRead !== undefined;
+  }
+
+  /**
+   * Reads once into `view` (from {@linkcode BufferedConn.space}) and resolves to the count
+   * read; 0 or null at the end of the stream. No async frame of its own: the promise is the
+   * runtime's. Rejects when the connection fails or is closed while reading.
+   */
+  readRaw(view: Uint8Array): Promise<number | null> {
+    return this.#rawRead !== undefined ? this.#rawRead(this.#rid, view) : this.conn.read(view);
   }
 
   /** Unread buffered byte count. */
@@ -44,7 +106,7 @@ export class BufferedConn {
   /**
    * Makes room for a read, compacting or growing the buffer, and returns the view to read
    * into; pass the count read to {@linkcode BufferedConn.commit}. Hot paths read with
-   * `conn.read(bc.space())` directly, saving an async frame per read.
+   * `bc.readRaw(bc.space())` directly, saving an async frame per read.
    */
   space(): Uint8Array {
     if (this.start === this.end) {
@@ -82,12 +144,12 @@ export class BufferedConn {
     const view = this.space();
     let n: number | null;
     try {
-      n = await this.conn.read(view);
+      n = await this.readRaw(view);
     } catch (err) {
       if (this.closed) return false;
       throw err;
     }
-    if (n === null) return false;
+    if (n === null || n === 0) return false;
     this.commit(n);
     return true;
   }
@@ -117,11 +179,15 @@ export class BufferedConn {
   writeAll(data: Uint8Array): Promise<void> {
     this.bytesWritten += data.length;
     return this.conn.write(data).then((n) =>
-      n < data.length ? this.#writeRest(data.subarray(n)) : undefined
+      n < data.length ? this.writeRest(data.subarray(n)) : undefined
     );
   }
 
-  async #writeRest(rest: Uint8Array): Promise<void> {
+  /**
+   * Writes what a first socket write left over. Hot paths write with `conn.write` themselves
+   * (counting `bytesWritten`) and call this only for a short write.
+   */
+  async writeRest(rest: Uint8Array): Promise<void> {
     let off = 0;
     while (off < rest.length) off += await this.conn.write(off === 0 ? rest : rest.subarray(off));
   }

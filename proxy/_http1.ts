@@ -229,27 +229,46 @@ interface Framing {
   expectContinue: boolean;
 }
 
+/** Connection tokens of a head without a Connection field (shared; never mutated). */
+const NO_TOKENS: string[] = Object.freeze([]) as unknown as string[];
+/** Connection tokens of `Connection: keep-alive` and `Connection: close` (shared, frozen). */
+const KEEP_ALIVE_TOKENS: string[] = Object.freeze(["keep-alive"]) as unknown as string[];
+const CLOSE_TOKENS: string[] = Object.freeze(["close"]) as unknown as string[];
+
+/** What `framing` returns: reused, the callers copy it out at once (parsing is synchronous). */
+const FRAMING: Framing = {
+  contentLength: -1,
+  chunked: false,
+  connection: NO_TOKENS,
+  host: undefined,
+  hostCount: 0,
+  upgrade: undefined,
+  expectContinue: false,
+};
+
 /**
  * Derives framing from the fields that carry it. `fk`/`fa`/`fb` hold the kind and value bounds
- * (in `buf`) of the framing-relevant fields only.
+ * (in `buf`) of the framing-relevant fields only, `count` of them (the arrays are reused and may
+ * be longer). The result is valid until the next call.
  */
 function framing(
   buf: Uint8Array,
   fk: number[],
   fa: number[],
   fb: number[],
+  count: number,
   isRequest: boolean,
   text?: string,
   textStart = 0,
 ): Framing {
   let contentLength = -1;
   let te: string[] | undefined;
-  const connection: string[] = [];
+  let connection = NO_TOKENS;
   let host: string | undefined;
   let hostCount = 0;
   let upgrade: string | undefined;
   let expectContinue = false;
-  for (let i = 0; i < fk.length; i++) {
+  for (let i = 0; i < count; i++) {
     const a = fa[i];
     const b = fb[i];
     switch (fk[i]) {
@@ -265,6 +284,20 @@ function framing(
         tokensOf(buf, a, b, te);
         break;
       case F_CONNECTION:
+        if (connection === NO_TOKENS) {
+          // The usual single token: a shared array, none made per message.
+          if (b - a === 10 && equalsLower(buf, a, KEEP_ALIVE)) {
+            connection = KEEP_ALIVE_TOKENS;
+            break;
+          }
+          if (b - a === 5 && equalsLower(buf, a, CLOSE)) {
+            connection = CLOSE_TOKENS;
+            break;
+          }
+          connection = [];
+        } else if (connection === KEEP_ALIVE_TOKENS || connection === CLOSE_TOKENS) {
+          connection = connection.slice();
+        }
         tokensOf(buf, a, b, connection);
         break;
       case F_HOST:
@@ -305,7 +338,15 @@ function framing(
       contentLength = -1;
     }
   }
-  return { contentLength, chunked, connection, host, hostCount, upgrade, expectContinue };
+  const f = FRAMING;
+  f.contentLength = contentLength;
+  f.chunked = chunked;
+  f.connection = connection;
+  f.host = host;
+  f.hostCount = hostCount;
+  f.upgrade = upgrade;
+  f.expectContinue = expectContinue;
+  return f;
 }
 const CONTINUE_100 = latin1Encode("100-continue");
 
@@ -315,7 +356,9 @@ function badFraming(isRequest: boolean, msg: string): Rejection {
     : new Rejection(502, "upstream", msg);
 }
 
-// Scratch for the framing fields of the head being parsed (parsing is synchronous).
+// Scratch for the framing fields of the head being parsed (parsing is synchronous). Reused
+// arrays are written by index, never cleared with `length = 0`: V8 frees the backing store on
+// that, and the next push allocates a new one.
 const FK: number[] = [];
 const FA: number[] = [];
 const FB: number[] = [];
@@ -328,6 +371,7 @@ function isFramingKind(k: number): boolean {
  * Parses a request head occupying buf[start, end) (ending with the blank line's CRLF).
  * Strict: CRLF line ends, token method and field names, visible-ASCII target, HTTP/1.0 or 1.1,
  * field values without control characters, no obs-fold, no whitespace before a colon.
+ * `kinds`, when given, is cleared and reused for the field kinds (a per-connection array).
  *
  * @throws {Rejection} 400, 414, 417, 431, 501 or 505 naming the rule.
  */
@@ -336,9 +380,10 @@ export function parseRequestHead(
   start: number,
   end: number,
   limits: HeadLimits,
+  kinds: number[] = [],
 ): RequestHead {
   let le = crlf(buf, start, end);
-  if (le === -1) le = end; // not reached for heads from readHead
+  if (le === -1) le = end; // not reached for heads found by scanHead
   if (le - start > limits.maxLineBytes) {
     throw new Rejection(414, "proxy-uri-too-long", "request line too long");
   }
@@ -388,11 +433,11 @@ export function parseRequestHead(
   }
   const text = latin1Decode(buf, start, end);
   const headers: [string, string][] = [];
-  const kinds: number[] = [];
+  let nk = 0;
   const fk = FK;
   const fa = FA;
   const fb = FB;
-  fk.length = fa.length = fb.length = 0;
+  let nf = 0;
   for (let p = le + 2; p < fieldsEnd;) {
     let q = crlf(buf, p, end);
     if (q === -1 || q > fieldsEnd) q = fieldsEnd;
@@ -416,15 +461,16 @@ export function parseRequestHead(
     }
     const kind = fieldKind(buf, p, colon - p);
     headers.push([text.slice(p - start, colon - start), text.slice(a - start, b - start)]);
-    kinds.push(kind);
+    kinds[nk++] = kind;
     if (isFramingKind(kind)) {
-      fk.push(kind);
-      fa.push(a);
-      fb.push(b);
+      fk[nf] = kind;
+      fa[nf] = a;
+      fb[nf++] = b;
     }
     p = q + 2;
   }
-  const f = framing(buf, fk, fa, fb, true, text, start);
+  if (kinds.length !== nk) kinds.length = nk;
+  const f = framing(buf, fk, fa, fb, nf, true, text, start);
   return {
     method: text.slice(0, sp1 - start),
     target: text.slice(sp1 + 1 - start, sp2 - start),
@@ -518,8 +564,31 @@ export class ResponseHead {
   }
 }
 
-/** Parses a response head occupying buf[start, end). Throws a 502 Rejection when malformed. */
-export function parseResponseHead(buf: Uint8Array, start: number, end: number): ResponseHead {
+const EMPTY = new Uint8Array(0);
+const NO_FIELDS: number[] = [];
+/** Reused for every `ResponseHead`: its constructor copies it out. */
+const RESPONSE_INIT: ConstructorParameters<typeof ResponseHead>[0] = {
+  status: 0,
+  minor: 0,
+  framing: FRAMING,
+  headBytes: 0,
+  buf: EMPTY,
+  reasonStart: 0,
+  reasonEnd: 0,
+  fields: NO_FIELDS,
+};
+
+/**
+ * Parses a response head occupying buf[start, end). Throws a 502 Rejection when malformed.
+ * `fields`, when given, is cleared and reused for the field layout (a per-connection array:
+ * the head is then valid until the next head is parsed into it).
+ */
+export function parseResponseHead(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  fields: number[] = [],
+): ResponseHead {
   let le = crlf(buf, start, end);
   if (le === -1) le = end;
   // status-line = "HTTP/1." DIGIT SP 3DIGIT [ SP reason-phrase ]
@@ -539,11 +608,11 @@ export function parseResponseHead(buf: Uint8Array, start: number, end: number): 
     }
   }
   const status = (buf[s + 9] - 48) * 100 + (buf[s + 10] - 48) * 10 + (buf[s + 11] - 48);
-  const fields: number[] = [];
+  let n = 0;
   const fk = FK;
   const fa = FA;
   const fb = FB;
-  fk.length = fa.length = fb.length = 0;
+  let nf = 0;
   const fieldsEnd = end - 2;
   for (let p = le + 2; p < fieldsEnd;) {
     let q = crlf(buf, p, end);
@@ -560,24 +629,31 @@ export function parseResponseHead(buf: Uint8Array, start: number, end: number): 
       }
     }
     const kind = fieldKind(buf, p, colon - p);
-    fields.push(p, colon, q, kind);
+    fields[n++] = p;
+    fields[n++] = colon;
+    fields[n++] = q;
+    fields[n++] = kind;
     if (isFramingKind(kind)) {
-      fk.push(kind);
-      fa.push(a);
-      fb.push(b);
+      fk[nf] = kind;
+      fa[nf] = a;
+      fb[nf++] = b;
     }
     p = q + 2;
   }
-  return new ResponseHead({
-    status,
-    minor: buf[s + 7] - 48,
-    framing: framing(buf, fk, fa, fb, false),
-    headBytes: end - start,
-    buf,
-    reasonStart,
-    reasonEnd: le,
-    fields,
-  });
+  const init = RESPONSE_INIT;
+  init.status = status;
+  init.minor = buf[s + 7] - 48;
+  if (fields.length !== n) fields.length = n;
+  init.framing = framing(buf, fk, fa, fb, nf, false);
+  init.headBytes = end - start;
+  init.buf = buf;
+  init.reasonStart = reasonStart;
+  init.reasonEnd = le;
+  init.fields = fields;
+  const res = new ResponseHead(init);
+  init.buf = EMPTY;
+  init.fields = NO_FIELDS;
+  return res;
 }
 
 /**

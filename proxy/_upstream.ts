@@ -104,7 +104,7 @@ export class UpstreamPool {
         // not fatal
       }
     }
-    const bc = new BufferedConn(conn, 16384, this.#opts.maxHeadBytes + 16384);
+    const bc = new BufferedConn(conn, 16384, this.#opts.maxHeadBytes + 16384, !t.tls);
     this.#all.add(bc);
     this.#opts.sweeper.add(bc);
     return bc;

@@ -195,3 +195,32 @@ Deno.test("parseResponseHead() is strict about the status line and fields (502)"
   const te = bytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n");
   assert.equal(parseResponseHead(te, 0, te.length).chunked, true);
 });
+
+Deno.test("parse*Head() reuse their scratch arrays without mixing heads", () => {
+  const fields: number[] = [];
+  const kinds: number[] = [];
+  const a = bytes(
+    "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nA: 1\r\n\r\n",
+  );
+  const b = bytes("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+  const c = bytes("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n");
+  assert.deepEqual(parseResponseHead(a, 0, a.length, fields).connection, ["keep-alive", "upgrade"]);
+  assert.equal(fields.length, 12);
+  const rb = parseResponseHead(b, 0, b.length, fields);
+  assert.deepEqual(rb.connection, ["close"]);
+  assert.deepEqual(rb.headers, [["Connection", "close"]]);
+  assert.equal(fields.length, 4);
+  // The shared single-token arrays were not extended by the two-field head before.
+  assert.deepEqual(parseResponseHead(c, 0, c.length, fields).connection, ["keep-alive"]);
+  assert.deepEqual(parseResponseHead(a, 0, a.length).connection, ["keep-alive", "upgrade"]);
+  const r1 = bytes("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nContent-Length: 3\r\n\r\n");
+  const r2 = bytes("GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+  const h1 = parseRequestHead(r1, 0, r1.length, L, kinds);
+  assert.equal(h1.contentLength, 3);
+  assert.equal(kinds.length, 3);
+  const h2 = parseRequestHead(r2, 0, r2.length, L, kinds);
+  assert.equal(h2.contentLength, -1);
+  assert.equal(h2.host, "b");
+  assert.equal(kinds.length, 1);
+  assert.deepEqual(h2.headers, [["Host", "b"]]);
+});

@@ -166,6 +166,12 @@ const DASH = latin1Encode("-");
 const SAMPLED_END = latin1Encode("-01\r\n");
 const UNSAMPLED_END = latin1Encode("-00\r\n");
 
+/** The rule and finding ids of an exchange that has none (shared; replaced, never mutated). */
+const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
+
+/** `#headBegin` / `#headMore`: the head is not complete yet. */
+const MORE = -2;
+
 /** A request body already in memory is sent with the head when at most this large. */
 const COALESCE_BYTES = 64 * 1024;
 
@@ -567,7 +573,7 @@ class ProxyServer implements Proxy {
 
   async #serveClient(conn: Deno.TcpConn): Promise<void> {
     const L = this.#cfg.limits;
-    const bc = new BufferedConn(conn, 16384, L.maxHeaderBytes + 16384);
+    const bc = new BufferedConn(conn, 16384, L.maxHeaderBytes + 16384, true);
     const sweeper = this.#sweeper!;
     try {
       conn.setNoDelay(true);
@@ -578,9 +584,66 @@ class ProxyServer implements Proxy {
     bc.deadline = this.#sweeper!.now + L.headerTimeoutMs;
     try {
       let first = true;
+      // Each exchange runs in this loop rather than in a call of its own: one async frame per
+      // connection, not one per request.
       while (!this.#closing && !bc.closed) {
-        const keep = await this.#exchange(cc, first);
+        if (!first) {
+          bc.deadline = sweeper.now + (bc.buffered > 0 ? L.headerTimeoutMs : L.idleTimeoutMs);
+        }
         first = false;
+        bc.mark = 0;
+        let headEnd: number;
+        try {
+          headEnd = this.#headBegin(bc, this.#headLimits, true);
+          while (headEnd === MORE) {
+            let n: number | null = null;
+            if (!bc.closed) {
+              try {
+                n = await bc.readRaw(bc.space());
+              } catch (err) {
+                if (!bc.closed) throw err;
+              }
+            }
+            headEnd = this.#headMore(bc, this.#headLimits, true, n);
+          }
+        } catch (err) {
+          await this.#headFailed(cc, err);
+          break;
+        }
+        if (headEnd === -1) break;
+        this.#requests++;
+        const ex = this.#newExchange(cc, bc.mark || this.#stamp());
+        let head: RequestHead;
+        try {
+          head = parseRequestHead(bc.buf, bc.start, headEnd, this.#headLimits, bc.headFields);
+        } catch (err) {
+          if (!(err instanceof Rejection)) throw err;
+          this.#partialRequestLine(ex, bc);
+          this.#sampleNew(ex);
+          await this.#reject(bc, ex, err, false);
+          this.#finishSpan(ex);
+          break;
+        }
+        bc.start = headEnd;
+        bc.deadline = 0;
+        ex.method = head.method;
+        ex.target = head.target;
+        ex.protocol = head.protocol;
+        ex.headers = head.headers;
+        ex.host = head.host;
+        let keep = false;
+        try {
+          keep = await this.#handle(bc, ex, head);
+        } catch (err) {
+          if (err instanceof Rejection) await this.#reject(bc, ex, err, false);
+          else {
+            ex.decision = "error";
+            ex.error = (err as Error)?.message ?? String(err);
+            if (!(err instanceof ClientGone)) this.#onError(err);
+          }
+        } finally {
+          this.#finishSpan(ex);
+        }
         if (!keep) break;
       }
     } finally {
@@ -591,46 +654,52 @@ class ProxyServer implements Proxy {
   }
 
   /**
-   * Reads until a complete head is buffered. Returns the index just past the blank line, or
-   * -1 when the stream ended cleanly before any byte of a new message. For a client head
-   * (`client`), the first byte sets the start time (`bc.mark`) and the header deadline.
+   * Starts reading a head: looks for a complete one in what is buffered. Returns the index just
+   * past the blank line, or {@linkcode MORE} when bytes are needed: the caller reads into
+   * `bc.space()` and passes the count to {@linkcode ProxyServer.#headMore}. The read is the
+   * caller's so that no async frame is made per head. For a client head (`client`), the first
+   * byte sets the start time (`bc.mark`) and the header deadline.
    */
-  async #readHead(bc: BufferedConn, limits: HeadLimits, client: boolean): Promise<number> {
-    let seen = bc.buffered > 0;
-    if (seen && client) this.#headStarted(bc);
-    let scanned = 0;
-    for (;;) {
-      let end: number;
-      try {
-        end = scanHead(bc, limits, scanned);
-      } catch (err) {
-        throw client ? err : malformedBackend(err as Error);
-      }
-      if (end >= 0) return end;
-      scanned = Math.max(0, bc.buffered - 3);
-      let n: number | null = null;
-      if (!bc.closed) {
-        try {
-          n = await bc.conn.read(bc.space());
-        } catch (err) {
-          if (!bc.closed) throw err;
-        }
-      }
-      if (n === null) {
-        if (bc.buffered === 0 && !seen) return -1;
-        const r = new Rejection(
-          400,
-          "proxy-incomplete-head",
-          "connection closed inside a message head",
-        );
-        throw client ? r : malformedBackend(r);
-      }
-      bc.commit(n);
-      if (!seen) {
-        seen = true;
-        if (client) this.#headStarted(bc);
-      }
+  #headBegin(bc: BufferedConn, limits: HeadLimits, client: boolean): number {
+    bc.headScanned = 0;
+    bc.headSeen = bc.buffered > 0;
+    if (bc.headSeen && client) this.#headStarted(bc);
+    return this.#headScan(bc, limits, client);
+  }
+
+  /**
+   * Continues reading a head after a read of `n` bytes (0 or null: end of stream, or the
+   * connection was closed while reading). Returns as {@linkcode ProxyServer.#headBegin}, or -1 when the
+   * stream ended cleanly before any byte of a new message.
+   */
+  #headMore(bc: BufferedConn, limits: HeadLimits, client: boolean, n: number | null): number {
+    if (n === null || n === 0) {
+      if (bc.buffered === 0 && !bc.headSeen) return -1;
+      const r = new Rejection(
+        400,
+        "proxy-incomplete-head",
+        "connection closed inside a message head",
+      );
+      throw client ? r : malformedBackend(r);
     }
+    bc.commit(n);
+    if (!bc.headSeen) {
+      bc.headSeen = true;
+      if (client) this.#headStarted(bc);
+    }
+    return this.#headScan(bc, limits, client);
+  }
+
+  #headScan(bc: BufferedConn, limits: HeadLimits, client: boolean): number {
+    let end: number;
+    try {
+      end = scanHead(bc, limits, bc.headScanned);
+    } catch (err) {
+      throw client ? err : malformedBackend(err as Error);
+    }
+    if (end >= 0) return end;
+    bc.headScanned = Math.max(0, bc.buffered - 3);
+    return MORE;
   }
 
   /** The first byte of a client head arrived: start time and header deadline. */
@@ -666,84 +735,38 @@ class ProxyServer implements Proxy {
       upstreamMs: undefined,
       decision: "allowed",
       error: undefined,
-      ruleIds: [],
-      findingIds: [],
+      ruleIds: NO_IDS,
+      findingIds: NO_IDS,
       redaction: undefined,
     };
   }
 
-  /** Serves one request; returns whether the connection may carry another. */
-  async #exchange(cc: ClientConn, first: boolean): Promise<boolean> {
+  /** Reading a client head failed: records a header timeout or answers a malformed head. */
+  async #headFailed(cc: ClientConn, err: unknown): Promise<void> {
     const L = this.#cfg.limits;
     const bc = cc.bc;
-    if (!first) {
-      bc.deadline = this.#sweeper!.now + (bc.buffered > 0 ? L.headerTimeoutMs : L.idleTimeoutMs);
-    }
-    bc.mark = 0;
-    let headEnd: number;
-    try {
-      headEnd = await this.#readHead(bc, this.#headLimits, true);
-    } catch (err) {
-      const ex = this.#newExchange(cc, bc.mark || this.#stamp());
-      if (bc.expired) {
-        // Slowloris: the head did not arrive within the header timeout.
-        this.#sampleNew(ex);
-        ex.decision = "rejected";
-        ex.error = "header timeout";
-        this.#rejected++;
-        this.#finding(ex, {
-          category: "protocol",
-          severity: "warning",
-          ruleId: "proxy-header-timeout",
-          message: `request head not received within ${L.headerTimeoutMs} ms; connection closed`,
-          engine: "proxy",
-          action: "blocked",
-        });
-        this.#finishSpan(ex);
-        return false;
-      }
-      if (err instanceof Rejection) {
-        this.#partialRequestLine(ex, bc);
-        this.#sampleNew(ex);
-        await this.#reject(bc, ex, err, false);
-        this.#finishSpan(ex);
-        return false;
-      }
-      return false;
-    }
-    if (headEnd === -1) return false;
-    this.#requests++;
     const ex = this.#newExchange(cc, bc.mark || this.#stamp());
-    let head: RequestHead;
-    try {
-      head = parseRequestHead(bc.buf, bc.start, headEnd, this.#headLimits);
-    } catch (err) {
-      if (!(err instanceof Rejection)) throw err;
+    if (bc.expired) {
+      // Slowloris: the head did not arrive within the header timeout.
+      this.#sampleNew(ex);
+      ex.decision = "rejected";
+      ex.error = "header timeout";
+      this.#rejected++;
+      this.#finding(ex, {
+        category: "protocol",
+        severity: "warning",
+        ruleId: "proxy-header-timeout",
+        message: `request head not received within ${L.headerTimeoutMs} ms; connection closed`,
+        engine: "proxy",
+        action: "blocked",
+      });
+      this.#finishSpan(ex);
+      return;
+    }
+    if (err instanceof Rejection) {
       this.#partialRequestLine(ex, bc);
       this.#sampleNew(ex);
       await this.#reject(bc, ex, err, false);
-      this.#finishSpan(ex);
-      return false;
-    }
-    bc.start = headEnd;
-    bc.deadline = 0;
-    ex.method = head.method;
-    ex.target = head.target;
-    ex.protocol = head.protocol;
-    ex.headers = head.headers;
-    ex.host = head.host;
-    try {
-      return await this.#handle(bc, ex, head);
-    } catch (err) {
-      if (err instanceof Rejection) {
-        await this.#reject(bc, ex, err, false);
-        return false;
-      }
-      ex.decision = "error";
-      ex.error = (err as Error)?.message ?? String(err);
-      if (!(err instanceof ClientGone)) this.#onError(err);
-      return false;
-    } finally {
       this.#finishSpan(ex);
     }
   }
@@ -790,7 +813,12 @@ class ProxyServer implements Proxy {
     return ex.spanId ??= hexOf(ex.conn.ids, 16, 24);
   }
 
-  async #handle(bc: BufferedConn, ex: Exchange, head: RequestHead): Promise<boolean> {
+  /**
+   * Checks a request and forwards it. Not async: the usual request (no rule engine, no body to
+   * read first) costs no frame of its own; a refusal throws synchronously, which the caller's
+   * `try` catches as it would a rejection.
+   */
+  #handle(bc: BufferedConn, ex: Exchange, head: RequestHead): Promise<boolean> {
     const cfg = this.#cfg;
     const tracing = cfg.tracing;
     const headers = head.headers;
@@ -874,14 +902,7 @@ class ProxyServer implements Proxy {
     if (this.#limiter) {
       const d = this.#limiter.take(ex.client);
       if (!d.allowed) {
-        if (blockMode) {
-          const r = new Rejection(429, "proxy-rate-limit", "rate limit exceeded", "rate_limit");
-          await this.#reject(bc, ex, r, !head.chunked && head.contentLength <= 0, [[
-            "Retry-After",
-            String(d.retryAfter),
-          ]]);
-          return !head.chunked && head.contentLength <= 0 && !this.#clientWantsClose(head);
-        }
+        if (blockMode) return this.#rateLimited(bc, ex, head, d.retryAfter);
         this.#finding(ex, {
           category: "rate_limit",
           severity: "warning",
@@ -899,7 +920,51 @@ class ProxyServer implements Proxy {
     let body: ClientBody | null = null;
     if (head.chunked || head.contentLength > 0) body = this.#clientBody(bc, head);
 
-    // --- rules ---
+    // --- rules, and a small body read before sending ---
+    if (
+      this.#engines.length > 0 ||
+      (body !== null && !head.chunked && !head.expectContinue &&
+        head.contentLength <= bc.buffered)
+    ) return this.#handleBody(bc, ex, head, target, absoluteHost, trustedPeer, body);
+    return this.#sendRequest(
+      bc,
+      ex,
+      head,
+      target,
+      absoluteHost,
+      trustedPeer,
+      undefined,
+      body,
+      body,
+    );
+  }
+
+  /** Answers a rate-limited request (block mode). */
+  async #rateLimited(
+    bc: BufferedConn,
+    ex: Exchange,
+    head: RequestHead,
+    retryAfter: number,
+  ): Promise<boolean> {
+    const r = new Rejection(429, "proxy-rate-limit", "rate limit exceeded", "rate_limit");
+    await this.#reject(bc, ex, r, !head.chunked && head.contentLength <= 0, [[
+      "Retry-After",
+      String(retryAfter),
+    ]]);
+    return !head.chunked && head.contentLength <= 0 && !this.#clientWantsClose(head);
+  }
+
+  /** Runs the rule engines and reads a small buffered body before the request is sent. */
+  async #handleBody(
+    bc: BufferedConn,
+    ex: Exchange,
+    head: RequestHead,
+    target: string,
+    absoluteHost: string | undefined,
+    trustedPeer: boolean,
+    body: ClientBody | null,
+  ): Promise<boolean> {
+    const headers = head.headers;
     let source: BodySource | null = body;
     let fixed: Uint8Array | undefined;
     if (this.#engines.length > 0) {
@@ -949,6 +1014,35 @@ class ProxyServer implements Proxy {
       fixed = c ? c.slice() : new Uint8Array(0);
       await body.read();
     }
+    return await this.#sendRequest(
+      bc,
+      ex,
+      head,
+      target,
+      absoluteHost,
+      trustedPeer,
+      fixed,
+      source,
+      body,
+    );
+  }
+
+  /** Writes the upstream request head (as bytes) and forwards the request. */
+  #sendRequest(
+    bc: BufferedConn,
+    ex: Exchange,
+    head: RequestHead,
+    target: string,
+    absoluteHost: string | undefined,
+    trustedPeer: boolean,
+    fixed: Uint8Array | undefined,
+    source: BodySource | null,
+    body: ClientBody | null,
+  ): Promise<boolean> {
+    const cfg = this.#cfg;
+    const tracing = cfg.tracing;
+    const headers = head.headers;
+    const kinds = head.kinds;
     if (fixed !== undefined) {
       source = null;
       ex.requestBytes = fixed.length;
@@ -1043,7 +1137,7 @@ class ProxyServer implements Proxy {
       w.bytes(fixed);
       fixed = undefined;
     }
-    return await this.#forward(
+    return this.#forward(
       bc,
       ex,
       head,
@@ -1118,6 +1212,7 @@ class ProxyServer implements Proxy {
       if (blocking && blockStatus === undefined) blockStatus = status;
       let n = 0;
       for (const m of verdict.matches) {
+        if (ex.ruleIds === NO_IDS) ex.ruleIds = [];
         ex.ruleIds.push(m.ruleId);
         if (n++ < 16) this.#ruleFinding(ex, engine.name, m, blocking, status, verdict.score);
       }
@@ -1186,6 +1281,7 @@ class ProxyServer implements Proxy {
     if (f.status !== undefined) finding.status = f.status;
     if (f.matched !== undefined) finding.matched = scrub(f.matched, red.secrets).slice(0, 300);
     if (f.score !== undefined) finding.score = f.score;
+    if (ex.findingIds === NO_IDS) ex.findingIds = [];
     ex.findingIds.push(finding.id);
     this.findings.add(finding);
     for (const e of this.#findingExporters) e.offer(finding);
@@ -1295,7 +1391,10 @@ class ProxyServer implements Proxy {
       // Retry once on a reused connection the backend had closed, when nothing is lost.
       const retryable = reused && source === null && attempt === 0;
       try {
-        await up.writeAll(reqHead);
+        // The socket write inline (no wrapper frame or closure); rarely partial.
+        up.bytesWritten += reqHead.length;
+        const n = await up.conn.write(reqHead);
+        if (n < reqHead.length) await up.writeRest(reqHead.subarray(n));
         if (fixed !== undefined) await up.write(fixed);
       } catch (err) {
         pool.discard(up);
@@ -1314,7 +1413,19 @@ class ProxyServer implements Proxy {
         sender.promise = this.#sendBody(sender, source, up, ex, chunked);
       }
       try {
-        res = this.#responseHeadAt(up, await this.#readHead(up, this.#upstreamHeadLimits, false));
+        let end = this.#headBegin(up, this.#upstreamHeadLimits, false);
+        while (end === MORE) {
+          let n: number | null = null;
+          if (!up.closed) {
+            try {
+              n = await up.readRaw(up.space());
+            } catch (err) {
+              if (!up.closed) throw err;
+            }
+          }
+          end = this.#headMore(up, this.#upstreamHeadLimits, false, n);
+        }
+        res = this.#responseHeadAt(up, end);
       } catch (err) {
         const expired = up.expired;
         pool.discard(up);
@@ -1354,7 +1465,19 @@ class ProxyServer implements Proxy {
         }
       }
       try {
-        res = this.#responseHeadAt(up, await this.#readHead(up, this.#upstreamHeadLimits, false));
+        let end = this.#headBegin(up, this.#upstreamHeadLimits, false);
+        while (end === MORE) {
+          let n: number | null = null;
+          if (!up.closed) {
+            try {
+              n = await up.readRaw(up.space());
+            } catch (err) {
+              if (!up.closed) throw err;
+            }
+          }
+          end = this.#headMore(up, this.#upstreamHeadLimits, false, n);
+        }
+        res = this.#responseHeadAt(up, end);
       } catch (err) {
         const expired = up.expired;
         pool.discard(up);
@@ -1386,19 +1509,15 @@ class ProxyServer implements Proxy {
     }
 
     const noBody = head.method === "HEAD" || res.status === 204 || res.status === 304;
-    let framing: "none" | "length" | "chunked" | "close";
-    let src: BodySource | null = null;
-    if (noBody) framing = "none";
-    else if (res.chunked) {
-      src = new ChunkedBody(up, backendError);
-      framing = head.minor === 1 ? "chunked" : "close";
-    } else if (res.contentLength >= 0) {
-      src = new LengthBody(up, res.contentLength, backendClosedInBody);
-      framing = "length";
-    } else {
-      src = new CloseBody(up);
-      framing = head.minor === 1 ? "chunked" : "close";
-    }
+    // How the body reaches the client: "length" as received, or re-framed as chunked, or
+    // delimited by closing the connection (HTTP/1.0 clients).
+    const framing: "none" | "length" | "chunked" | "close" = noBody
+      ? "none"
+      : !res.chunked && res.contentLength >= 0
+      ? "length"
+      : head.minor === 1
+      ? "chunked"
+      : "close";
     let upReusable = res.minor === 1 && !res.connection.includes("close") &&
       (noBody || res.chunked || res.contentLength >= 0);
     const sendDone = sender === undefined || sender.done;
@@ -1419,7 +1538,10 @@ class ProxyServer implements Proxy {
           w.range(up.buf, up.start, up.start + n);
           up.start += n;
           bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
-          await bc.writeAll(w.view());
+          const out = w.view();
+          bc.bytesWritten += out.length;
+          const wrote = await bc.conn.write(out);
+          if (wrote < out.length) await bc.writeRest(out.subarray(wrote));
         } else {
           bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
           await bc.write(w.view());
@@ -1427,6 +1549,14 @@ class ProxyServer implements Proxy {
         }
         ex.responseBytes = n;
       } else {
+        // The body source is made only here: a response buffered whole needs none.
+        const src: BodySource | null = noBody
+          ? null
+          : res.chunked
+          ? new ChunkedBody(up, backendError)
+          : res.contentLength >= 0
+          ? new LengthBody(up, res.contentLength, backendClosedInBody)
+          : new CloseBody(up);
         if (framing === "length" && up.buffered > 0 && up.buffered <= COALESCE_BYTES) {
           // Part of the body is here already: it leaves with the head.
           const c = up.take(up.buffered);
@@ -1515,10 +1645,11 @@ class ProxyServer implements Proxy {
     }
   }
 
-  /** Parses the backend's head ending at `end` (from `#readHead`); -1 means it closed. */
+  /** Parses the backend's head ending at `end` (from `#headBegin`/`#headMore`); -1 means it
+   * closed. */
   #responseHeadAt(up: BufferedConn, end: number): ResponseHead {
     if (end === -1) throw new Error("backend closed the connection without a response");
-    const res = parseResponseHead(up.buf, up.start, end);
+    const res = parseResponseHead(up.buf, up.start, end, up.headFields);
     up.start = end;
     return res;
   }

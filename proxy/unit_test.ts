@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { BatchExporter, spansToOtlp } from "./export.ts";
 import { REDACTED, summarizeRequest } from "./findings.ts";
 import { forwardingHeaders, resolveClient, stripHopByHop } from "./forwarding.ts";
+import { BufferedConn } from "./_conn.ts";
 import { IpSet, parseCidr, parseIp } from "./ip.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import {
@@ -265,4 +266,43 @@ Deno.test("IdSource.fillId() writes non-zero ids from one random fill per pool",
   assert.ok(out.some((x) => x !== 0));
   assert.ok(out.subarray(16).some((x) => x !== 0));
   assert.equal(calls, 1);
+});
+
+Deno.test("BufferedConn.readRaw() reads a plain TCP stream through the op or the connection alike", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  try {
+    for (const plainTcp of [true, false]) {
+      const client = await Deno.connect({ hostname: "127.0.0.1", port });
+      const server = await listener.accept();
+      const bc = new BufferedConn(server, 8, 64, plainTcp);
+      // Deno 2.x exposes the op; when a runtime stops doing so, the fallback must be the one used.
+      assert.equal(bc.rawRead, plainTcp, "raw read op in use");
+      await client.write(new TextEncoder().encode("hello"));
+      let got = "";
+      while (got.length < 5) {
+        const n = await bc.readRaw(bc.space());
+        assert.ok(n !== null && n > 0);
+        bc.commit(n);
+        got += new TextDecoder().decode(bc.take(64));
+      }
+      assert.equal(got, "hello");
+      assert.equal(bc.bytesRead, 5);
+      client.close();
+      const end = await bc.readRaw(bc.space());
+      assert.ok(end === 0 || end === null, `end of stream: ${end}`);
+      // Closing while a read is pending rejects it (or ends it), never hangs.
+      const client2 = await Deno.connect({ hostname: "127.0.0.1", port });
+      const server2 = await listener.accept();
+      const bc2 = new BufferedConn(server2, 8, 64, plainTcp);
+      const pending = bc2.readRaw(bc2.space()).then(() => "ended", () => "rejected");
+      bc2.close();
+      assert.ok(["ended", "rejected"].includes(await pending));
+      assert.equal(await bc2.fill(), false);
+      client2.close();
+      bc.close();
+    }
+  } finally {
+    listener.close();
+  }
 });
