@@ -70,8 +70,13 @@ Deno.test({
         const stderr = await errors;
         assert.ok(killed && status.signal === "SIGKILL", `round ${round}: child exited: ${stderr}`);
         if (round % 3 === 1) {
-          // A torn write: part of a line and no newline, as a crash mid-write leaves it.
-          const f = await Deno.open(path, { append: true });
+          // A torn write: part of a line and no newline, as a crash mid-write leaves it, in the
+          // zeros the killed writer had preallocated after its last entry.
+          const bytes = await Deno.readFile(path);
+          const end = bytes.lastIndexOf(10) + 1;
+          assert.ok(bytes.subarray(end).every((b) => b === 0), "only zeros after the last line");
+          const f = await Deno.open(path, { write: true });
+          await f.seek(end, Deno.SeekMode.Start);
           await f.write(new TextEncoder().encode('{"actor":"crash-test","data":{"i":'));
           f.close();
           injected++;

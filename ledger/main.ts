@@ -478,6 +478,13 @@ async function verify(rest: string[]): Promise<number> {
       );
     }
     if (anchorNote && !publicKey) parts.push("checkpoint signature not checked (no --pubkey)");
+    for (const f of report.files) {
+      if (f.padding) {
+        parts.push(
+          `${f.name} ends in ${f.padding} zero bytes a writer preallocated (it has the file open, or stopped without closing it)`,
+        );
+      }
+    }
     console.log(parts.join("; "));
   } else printProblem(report);
   return report.ok ? 0 : 1;

@@ -210,3 +210,35 @@ Deno.test("ledger CLI: verify reports the same with and without workers", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ledger CLI: verify accepts and names a writer's preallocated zeros, and refuses bytes after them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f = `${dir}/audit.jsonl`;
+    const r0 = await cli(["append", f, "--type", "boot"]);
+    assert.equal(r0.code, 0, r0.stderr);
+    const lines = await Deno.readFile(f);
+    await Deno.writeFile(f, new Uint8Array(4096), { append: true });
+    let r = await cli(["verify", f]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok: 1 entries/);
+    assert.match(r.stdout, /ends in 4096 zero bytes a writer preallocated/);
+    r = await cli(["head", f]);
+    assert.equal(r.code, 0, r.stderr);
+    // Anything after the zeros makes the tail a damaged line.
+    await Deno.writeTextFile(f, "{}\n", { append: true });
+    r = await cli(["verify", f]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^TAMPERED: malformed at .*:2 \(seq 1\)/);
+    // Appending through the CLI reuses the zeros once the file is whole again.
+    await Deno.writeFile(f, lines);
+    await Deno.writeFile(f, new Uint8Array(100), { append: true });
+    r = await cli(["append", f, "--type", "next"]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await cli(["verify", f]);
+    assert.equal(r.code, 0, r.stdout);
+    assert.doesNotMatch(r.stdout, /zero bytes/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -83,6 +83,11 @@ export interface FileSummary {
   lines: number;
   /** `seq` of the first line, if it could be read. */
   firstSeq: number | null;
+  /**
+   * Zero bytes at the end of the file, after the last line: space a writer preallocated (it
+   * has the file open, or stopped without closing it). Absent when there are none.
+   */
+  padding?: number;
 }
 
 /** The verifier's report. */
@@ -836,35 +841,50 @@ export async function verifyLedger(
     let carry: Uint8Array | null = null;
     let base = 0; // file offset of chunk[0]
     let chunkLength = 0;
+    // Zero bytes after `carry` (or after the last newline) that may be the padding a writer
+    // preallocates: they are, if nothing but zeros follows them to the end of the file. They
+    // are kept as a count, and become part of the line only when other bytes follow.
+    let zeros = 0;
+    // Fails the file when a line still without its newline has grown past the limit.
+    const tooLong = (length: number, offset: number): boolean => {
+      if (length <= MAX_LINE_BYTES + 1) return false;
+      file.lines++;
+      v.fail(
+        "malformed",
+        file.name,
+        file.lines,
+        v.expect,
+        `line longer than ${MAX_LINE_BYTES} bytes`,
+        offset,
+      );
+      return true;
+    };
     for await (const chunk of chunks(source.data)) {
       base += chunkLength;
       chunkLength = chunk.length;
       if (v.done) break;
+      if (zeros > 0) {
+        if (isZero(chunk, 0, chunk.length)) {
+          zeros += chunk.length;
+          continue;
+        }
+        const held = carry?.length ?? 0;
+        if (tooLong(held + zeros, base - zeros - held)) break;
+        carry = join(carry, new Uint8Array(zeros));
+        zeros = 0;
+      }
       let pos = 0;
       if (carry) {
         const nl = chunk.indexOf(10);
         if (nl < 0) {
-          if (carry.length + chunk.length > MAX_LINE_BYTES + 1) {
-            file.lines++;
-            v.fail(
-              "malformed",
-              file.name,
-              file.lines,
-              v.expect,
-              `line longer than ${MAX_LINE_BYTES} bytes`,
-              base - carry.length,
-            );
-            break;
-          }
-          const joined: Uint8Array = new Uint8Array(carry.length + chunk.length);
-          joined.set(carry);
-          joined.set(chunk, carry.length);
-          carry = joined;
+          const t = zeroRunStart(chunk, 0);
+          zeros = chunk.length - t;
+          if (t === 0) continue;
+          if (tooLong(carry.length + t, base - carry.length)) break;
+          carry = join(carry, chunk.subarray(0, t));
           continue;
         }
-        const joined = new Uint8Array(carry.length + nl);
-        joined.set(carry);
-        joined.set(chunk.subarray(0, nl), carry.length);
+        const joined = join(carry, chunk.subarray(0, nl));
         file.lines++;
         v.offset = base - carry.length;
         carry = null;
@@ -880,19 +900,11 @@ export async function verifyLedger(
       while (!v.done && pos < chunk.length) {
         const nl = index < count ? lineEnds[2 * index + 1] : -1;
         if (nl < 0) {
-          if (chunk.length - pos > MAX_LINE_BYTES + 1) {
-            file.lines++;
-            v.fail(
-              "malformed",
-              file.name,
-              file.lines,
-              v.expect,
-              `line longer than ${MAX_LINE_BYTES} bytes`,
-              base + pos,
-            );
-            break;
-          }
-          carry = chunk.slice(pos);
+          const t = zeroRunStart(chunk, pos);
+          zeros = chunk.length - t;
+          if (t === pos) break;
+          if (tooLong(t - pos, base + pos)) break;
+          carry = chunk.slice(pos, t);
           break;
         }
         file.lines++;
@@ -902,11 +914,38 @@ export async function verifyLedger(
         pos = nl + 1;
       }
     }
+    if (zeros > 0 && !v.done) file.padding = zeros;
     if (carry && !v.done) {
       file.lines++;
-      v.offset = base + chunkLength - carry.length;
+      v.offset = base + chunkLength - zeros - carry.length;
       v.line(carry, 0, carry.length, file, true);
     }
   }
   return v.finish();
+}
+
+/** `a` then `b`, in a new array. */
+function join(a: Uint8Array | null, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array((a?.length ?? 0) + b.length);
+  if (a) out.set(a);
+  out.set(b, a?.length ?? 0);
+  return out;
+}
+
+/** Where the run of zero bytes that ends `buf` starts (`buf.length` when it ends otherwise). */
+function zeroRunStart(buf: Uint8Array, from: number): number {
+  let i = buf.length;
+  while (i > from && buf[i - 1] === 0) i--;
+  return i;
+}
+
+/** Whether `buf[from, to)` is all zero bytes. */
+function isZero(buf: Uint8Array, from: number, to: number): boolean {
+  let i = from;
+  // Four bytes at a time once aligned.
+  while (i < to && (buf.byteOffset + i) % 4 !== 0) if (buf[i++] !== 0) return false;
+  const words = new Uint32Array(buf.buffer, buf.byteOffset + i, (to - i) >>> 2);
+  for (let w = 0; w < words.length; w++) if (words[w] !== 0) return false;
+  for (let j = i + 4 * words.length; j < to; j++) if (buf[j] !== 0) return false;
+  return true;
 }

@@ -137,6 +137,13 @@ Deno.test("verifyLedger() never throws on arbitrary bytes and ignores chunk boun
           const p = at % intact.length;
           return new Uint8Array([...intact.subarray(0, p), ...junk, ...intact.subarray(p)]);
         }),
+        // Zeros (as a writer preallocates them), anywhere, and maybe bytes after them.
+        fc.tuple(fc.nat(), fc.nat(300), fc.uint8Array({ maxLength: 4 })).map(
+          ([at, zeros, junk]) => {
+            const p = at % (intact.length + 1);
+            return new Uint8Array([...intact.subarray(0, p), ...new Uint8Array(zeros), ...junk]);
+          },
+        ),
       ),
       fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 8 }),
       async (bytes, cuts) => {
@@ -160,4 +167,46 @@ Deno.test("verifyLedger() never throws on arbitrary bytes and ignores chunk boun
     ),
     { numRuns: 300 },
   );
+});
+
+Deno.test("verifyLedger() takes zeros after the last line as padding, and nothing after them", async () => {
+  const { items, anchors } = buildLedger(10);
+  const intact = sources(items)[0].data as Uint8Array;
+  const head = parseAnchor(anchors[10]);
+  const cat = (...parts: Uint8Array[]) => new Uint8Array(parts.flatMap((p) => [...p]));
+  const text = (s: string) => new TextEncoder().encode(s);
+  for (const zeros of [1, 7, 4096]) {
+    const padded = await verifyLedger([{ name: "f", data: cat(intact, new Uint8Array(zeros)) }], {
+      head,
+    });
+    assert.ok(padded.ok, JSON.stringify(padded.problem));
+    assert.equal(padded.files[0].padding, zeros);
+    assert.equal(padded.anchor, anchors[10]);
+    // Anything but zeros after them: the last "line" is not an entry.
+    const after = await verifyLedger([{
+      name: "f",
+      data: cat(intact, new Uint8Array(zeros), text("{}")),
+    }], { head });
+    assert.equal(after.problem?.class, "torn");
+    assert.equal(after.problem?.line, 11);
+    const line = await verifyLedger([{
+      name: "f",
+      data: cat(intact, new Uint8Array(zeros), text("{}\n")),
+    }], { head });
+    assert.equal(line.problem?.class, "malformed");
+    assert.equal(line.problem?.offset, intact.length);
+    // A torn line in the zeros: torn, at its own offset, with the zeros after it as padding.
+    const torn = await verifyLedger([{
+      name: "f",
+      data: cat(intact, text('{"actor":"x"'), new Uint8Array(zeros)),
+    }], { head });
+    assert.equal(torn.problem?.class, "torn");
+    assert.equal(torn.problem?.offset, intact.length);
+    assert.equal(torn.files[0].padding, zeros);
+  }
+  // Zeros in the middle of the file are no padding.
+  const middle = cat(intact.subarray(0, 500), new Uint8Array(64), intact.subarray(500));
+  const report = await verifyLedger([{ name: "f", data: middle }], { head });
+  assert.ok(!report.ok);
+  assert.equal(report.files[0].padding, undefined);
 });

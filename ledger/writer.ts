@@ -7,6 +7,13 @@
  * fails leaves the writer failed: every later append rejects until the ledger is reopened,
  * which re-reads the file as it is on disk.
  *
+ * In fsync mode the file grows ahead of the entries in zero-filled steps, made durable before
+ * any entry is written into them, so that an append overwrites space the file already has: its
+ * fdatasync then flushes the entry's own pages and no file-size change (on ext4, about 1.4
+ * times as many synced appends per second as appending at the end). The verifier accepts zeros
+ * after the last entry; closing the writer cuts them off, and a writer reopened after a crash
+ * reuses them.
+ *
  * @module
  */
 import { decodeHex, type Ed25519KeyPair, encodeBase64, utf8 } from "@infraveil/trust";
@@ -144,6 +151,11 @@ interface HeldLock {
   file: Deno.FsFile;
 }
 
+/** The smallest and largest steps the file grows by ahead of its entries. */
+const GROW_MIN = 256 * 1024;
+const GROW_MAX = 4 * 1024 * 1024;
+const ZEROS = new Uint8Array(GROW_MIN);
+
 /** How long to wait for the holder's `flock` before calling the ledger locked. */
 const LOCK_WAIT_MS = 500;
 
@@ -247,9 +259,14 @@ async function recover(
   path: string,
   file: Deno.FsFile,
   now: () => number,
-): Promise<{ state: LedgerState; quarantined: QuarantineInfo | null }> {
+): Promise<{ state: LedgerState; quarantined: QuarantineInfo | null; end: number; size: number }> {
   const report = await verifyLedger([{ name: path, data: fileChunks(path, undefined, true) }]);
-  if (report.ok) return { state: LedgerState.fromJSON(report.state), quarantined: null };
+  if (report.ok) {
+    // Zeros after the last entry are space an earlier writer preallocated: reuse them.
+    const size = (await file.stat()).size;
+    const end = size - (report.files[0]?.padding ?? 0);
+    return { state: LedgerState.fromJSON(report.state), quarantined: null, end, size };
+  }
   const p = report.problem!;
   if (p.class !== "torn") {
     throw new LedgerError(
@@ -258,8 +275,9 @@ async function recover(
     );
   }
   // Move the torn tail into the quarantine file first, durably, then cut it from the ledger.
+  // The torn line ends where the zeros a writer preallocated begin.
   const size = (await file.stat()).size;
-  const length = size - p.offset;
+  const length = size - p.offset - (report.files[0]?.padding ?? 0);
   const torn = new Uint8Array(length);
   await file.seek(p.offset, Deno.SeekMode.Start);
   let got = 0;
@@ -289,6 +307,8 @@ async function recover(
   return {
     state: LedgerState.fromJSON(report.state),
     quarantined: { ledger: path, quarantine, offset: p.offset, length: got },
+    end: p.offset,
+    size: p.offset,
   };
 }
 
@@ -319,10 +339,10 @@ export async function openLedger(
   let file: Deno.FsFile | null = null;
   try {
     file = await Deno.open(path, { read: true, write: true, create: true });
-    const { state, quarantined } = await recover(path, file, now);
-    await file.seek(0, Deno.SeekMode.End);
+    const { state, quarantined, end, size } = await recover(path, file, now);
+    await file.seek(end, Deno.SeekMode.Start);
     if (quarantined) options.onQuarantine?.(quarantined);
-    return new FileLedgerWriter(path, lock, file, state, quarantined, options);
+    return new FileLedgerWriter(path, lock, file, { end, size }, state, quarantined, options);
   } catch (e) {
     file?.close();
     await releaseLock(lock);
@@ -334,6 +354,9 @@ class FileLedgerWriter implements LedgerWriter {
   #path: string;
   #lock: HeldLock;
   #file: Deno.FsFile;
+  // Where the next entry goes (the file position), and the file's size: zeros in between.
+  #end: number;
+  #allocated: number;
   // After every accepted append (the tree is mutated in place; snapshots are O(1) clones),
   // except that in group mode the leaf hashes of the appends waiting for the next write go
   // into the tree together when it starts (`#hashes`, `#hashCount`).
@@ -363,6 +386,7 @@ class FileLedgerWriter implements LedgerWriter {
     path: string,
     lock: HeldLock,
     file: Deno.FsFile,
+    extent: { end: number; size: number },
     state: LedgerState,
     recovered: QuarantineInfo | null,
     options: OpenLedgerOptions,
@@ -370,6 +394,8 @@ class FileLedgerWriter implements LedgerWriter {
     this.#path = path;
     this.#lock = lock;
     this.#file = file;
+    this.#end = extent.end;
+    this.#allocated = extent.size;
     const json = state.toJSON();
     this.#tree = new CompactTree(json.size, json.frontier.map(decodeHex));
     this.#size = json.size;
@@ -478,6 +504,7 @@ class FileLedgerWriter implements LedgerWriter {
         this.#spare = null;
         this.#bufLength = 0;
         try {
+          await this.#reserve(bytes.length);
           if (this.#mode === "fsync") {
             // One write and one fdatasync per entry; the synchronous calls skip two thread-pool
             // round trips, which is most of the cost above the disk's own.
@@ -485,6 +512,7 @@ class FileLedgerWriter implements LedgerWriter {
             for (const p of batch) {
               writeAllSync(this.#file, bytes.subarray(start, p.end));
               this.#file.syncDataSync();
+              this.#end += p.end - start;
               start = p.end;
               this.#setDurable(p.snapshot!);
               p.resolve(p.result);
@@ -492,6 +520,7 @@ class FileLedgerWriter implements LedgerWriter {
           } else {
             await writeAll(this.#file, bytes);
             await this.#file.syncData();
+            this.#end += bytes.length;
             this.#setDurable(after!);
             for (const p of batch) p.resolve(p.result);
           }
@@ -515,6 +544,35 @@ class FileLedgerWriter implements LedgerWriter {
     } finally {
       this.#flushing = null;
     }
+  }
+
+  /**
+   * Grows the file with durable zeros, when needed, so that `bytes` more fit before its end
+   * (fsync mode). Group commit appends at the end instead: its batches are large, so the size
+   * change is a small part of each sync, and writing every byte twice would cost more.
+   */
+  async #reserve(bytes: number): Promise<void> {
+    if (this.#end + bytes <= this.#allocated) return;
+    if (this.#mode === "group") {
+      this.#allocated = this.#end + bytes;
+      return;
+    }
+    const step = Math.min(GROW_MAX, Math.max(GROW_MIN, this.#allocated));
+    const grow = Math.max(this.#end + bytes - this.#allocated, step);
+    await this.#file.seek(this.#allocated, Deno.SeekMode.Start);
+    for (let left = grow; left > 0; left -= ZEROS.length) {
+      await writeAll(this.#file, left < ZEROS.length ? ZEROS.subarray(0, left) : ZEROS);
+    }
+    await this.#file.syncData();
+    this.#allocated += grow;
+    await this.#file.seek(this.#end, Deno.SeekMode.Start);
+  }
+
+  /** Cuts the preallocated zeros off (unless a write failed: reopening sorts that out). */
+  async #trim(): Promise<void> {
+    if (this.#failed || this.#allocated === this.#end) return;
+    await this.#file.truncate(this.#end);
+    this.#allocated = this.#end;
   }
 
   async #drain(): Promise<void> {
@@ -592,9 +650,11 @@ class FileLedgerWriter implements LedgerWriter {
       await syncDirectory(newPath);
       next = await Deno.open(newPath, { read: true, write: true });
       await next.seek(0, Deno.SeekMode.End);
+      await this.#trim();
       this.#file.close();
       await releaseLock(this.#lock);
       this.#file = next;
+      this.#end = this.#allocated = out.bytes.length + 1;
       this.#path = newPath;
       this.#lock = newLock;
       const json = out.state.toJSON();
@@ -615,7 +675,11 @@ class FileLedgerWriter implements LedgerWriter {
     if (this.#closed) return;
     this.#closed = true;
     await this.#drain();
-    this.#file.close();
-    await releaseLock(this.#lock);
+    try {
+      await this.#trim();
+    } finally {
+      this.#file.close();
+      await releaseLock(this.#lock);
+    }
   }
 }

@@ -145,6 +145,89 @@ Deno.test("openLedger() moves a torn final line to the quarantine file and repor
   });
 });
 
+Deno.test("append() in fsync mode writes into preallocated zeros; close() cuts them off; a reopened writer of either mode reuses them", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    const crashed = `${dir}/crashed.jsonl`;
+    for (const mode of ["fsync", "group"] as const) {
+      const ledger = await openLedger(path, { mode: "fsync" });
+      for (let i = 0; i < 3; i++) await ledger.append({ type: "one", data: { mode, i } });
+      // While open: the lines, then zeros; the file verifies as it is.
+      const open = await Deno.readFile(path);
+      const end = open.lastIndexOf(10) + 1;
+      assert.ok(open.length >= end + 128 * 1024, `only ${open.length - end} bytes preallocated`);
+      assert.ok(open.subarray(end).every((b) => b === 0));
+      let report = await verifyLedgerFiles([path]);
+      assert.ok(report.ok, JSON.stringify(report.problem));
+      assert.equal(report.files[0].padding, open.length - end);
+      assert.equal(report.anchor, ledger.anchor());
+      // A copy taken now is the file a crash would leave.
+      await Deno.writeFile(crashed, open);
+      await ledger.close();
+      const closed = await Deno.readFile(path);
+      assert.equal(closed.length, end, "close() leaves no zeros");
+      assert.deepEqual(closed, open.subarray(0, end));
+      report = await verifyLedgerFiles([path]);
+      assert.equal(report.files[0].padding, undefined);
+      await Deno.remove(path);
+      await Deno.remove(`${path}.quarantine`).catch(() => {});
+      // Reopened after the "crash": appends go at the end of the entries, into the zeros.
+      const again = await openLedger(crashed, { mode });
+      assert.equal(again.recovered, null);
+      assert.equal((await again.append({ type: "two" })).seq, 3);
+      assert.equal((await Deno.stat(crashed)).size, open.length, "the zeros are reused");
+      if (mode === "group") {
+        // Past them, group commit appends at the end (its file grows with its batches).
+        const lines = Array.from({ length: 3000 }, (_, i) => again.append({ type: "x", data: i }));
+        await Promise.all(lines);
+        const grown = await Deno.readFile(crashed);
+        assert.equal(grown.at(-1), 10, "no zeros after a group-commit batch past the padding");
+      }
+      const head = again.anchor();
+      await again.close();
+      const after = await Deno.readTextFile(crashed);
+      const size = mode === "group" ? 3004 : 4;
+      assert.equal(after.split("\n").length, size + 1);
+      assert.ok(after.startsWith(new TextDecoder().decode(closed)));
+      report = await verifyLedgerFiles([crashed], { head: parseAnchor(head) });
+      assert.ok(report.ok && report.size === size, JSON.stringify(report.problem));
+      await Deno.remove(crashed);
+    }
+  });
+});
+
+Deno.test("openLedger() quarantines a torn line written into preallocated zeros, and only its bytes", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    const ledger = await openLedger(path);
+    await ledger.append({ type: "one" });
+    const head = ledger.anchor();
+    const open = await Deno.readFile(path);
+    await ledger.close();
+    const end = open.lastIndexOf(10) + 1;
+    const torn = new TextEncoder().encode('{"actor":"x","data":{"half":');
+    open.set(torn, end);
+    await Deno.writeFile(path, open);
+    const report = await verifyLedgerFiles([path]);
+    assert.equal(report.problem?.class, "torn");
+    assert.equal(report.problem?.offset, end);
+    assert.equal(report.files[0].padding, open.length - end - torn.length);
+    const again = await openLedger(path);
+    assert.deepEqual(again.recovered, {
+      ledger: path,
+      quarantine: `${path}.quarantine`,
+      offset: end,
+      length: torn.length,
+    });
+    assert.equal(again.anchor(), head);
+    assert.equal((await again.append({ type: "two" })).seq, 1);
+    await again.close();
+    const record = JSON.parse((await Deno.readTextFile(`${path}.quarantine`)).trim());
+    assert.deepEqual(decodeBase64(record.base64), torn);
+    assert.ok((await verifyLedgerFiles([path])).ok);
+  });
+});
+
 Deno.test("openLedger() refuses to append to a tampered ledger and releases the lock", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/a.jsonl`;
