@@ -112,3 +112,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "verifyLedgerFiles() reports ok on a ledger that a writer in another process is appending to",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/live.jsonl`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", `--allow-read=${dir}`, `--allow-write=${dir}`, CHILD, path, "fsync"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const counts: Record<string, number> = {};
+    try {
+      // Past the first 1 MiB read, so reads end inside the region being written.
+      const deadline = Date.now() + 20_000;
+      while (((await Deno.stat(path).catch(() => null))?.size ?? 0) < 1_200_000) {
+        assert.ok(Date.now() < deadline, "the writer did not get going");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const stop = Date.now() + 2_500;
+      while (Date.now() < stop) {
+        const r = await verifyLedgerFiles([path]);
+        const k = r.ok ? "ok" : `${r.problem!.class}: ${r.problem!.message}`;
+        counts[k] = (counts[k] ?? 0) + 1;
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.ok(counts.ok > 0 && Object.keys(counts).length === 1, JSON.stringify(counts));
+  },
+});

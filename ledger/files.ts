@@ -27,6 +27,29 @@ export interface VerifyFilesOptions extends VerifyOptions {
 /** Total size below which workers are not started. */
 const PARALLEL_MIN_BYTES = 64 << 20;
 
+/** How many times a file a writer changed while it was being read is read again. */
+const LIVE_ATTEMPTS = 5;
+
+/** A file's size and modification time, or null when it cannot be read. */
+async function stamp(path: string): Promise<string | null> {
+  try {
+    const info = await Deno.stat(path);
+    return `${info.size}:${info.mtime?.getTime()}:${info.ctime?.getTime()}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a writer has the ledger open (its lock file exists; absent or unreadable: no). */
+async function writerOpen(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(`${path}.lock`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Verifies ledger files (a rotated ledger's files, oldest first), streaming each file.
  *
@@ -38,6 +61,26 @@ const PARALLEL_MIN_BYTES = 64 << 20;
 export async function verifyLedgerFiles(
   paths: readonly string[],
   options: VerifyFilesOptions = {},
+): Promise<VerifyReport> {
+  // A writer may append while the files are read. In fsync mode it writes each entry over
+  // zeros it preallocated, so a reader can see a page before the entry reaches it and the next
+  // page after: the read is then of no single state of the file. A problem found in a file that
+  // changed during the read, or that a writer has open, is checked again with a fresh read; a
+  // damaged file is damaged every time.
+  for (let attempt = 1;; attempt++) {
+    const before = await Promise.all(paths.map(stamp));
+    const report = await verifyOnce(paths, options);
+    if (report.ok || attempt === LIVE_ATTEMPTS) return report;
+    const file = report.problem!.file;
+    const changed = (await Promise.all(paths.map(stamp))).some((s, i) => s !== before[i]);
+    if (!changed && !(await writerOpen(file))) return report;
+    await new Promise((r) => setTimeout(r, 10 * attempt));
+  }
+}
+
+async function verifyOnce(
+  paths: readonly string[],
+  options: VerifyFilesOptions,
 ): Promise<VerifyReport> {
   const { workers = 0, workerPermissions = "inherit", ...verify } = options;
   if (workers > 0) {

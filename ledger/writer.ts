@@ -19,7 +19,7 @@
 import { decodeHex, type Ed25519KeyPair, encodeBase64, utf8 } from "@infraveil/trust";
 import { type Anchor, formatAnchor } from "./anchor.ts";
 import { signCheckpoint } from "./checkpoint.ts";
-import { type JsonValue, ROTATE_TYPE } from "./entry.ts";
+import { type JsonValue, MAX_LINE_BYTES, ROTATE_TYPE } from "./entry.ts";
 import { LedgerError } from "./error.ts";
 import { CompactTree } from "./merkle.ts";
 import { formatNext, formatNextInto } from "./_append.ts";
@@ -268,24 +268,19 @@ async function recover(
     return { state: LedgerState.fromJSON(report.state), quarantined: null, end, size };
   }
   const p = report.problem!;
-  if (p.class !== "torn") {
+  const size = (await file.stat()).size;
+  // The torn line ends where the zeros a writer preallocated begin.
+  let length = size - p.offset - (report.files[0]?.padding ?? 0);
+  if (p.class !== "torn") length = await partialLine(file, p.offset, size);
+  if (length < 0) {
     throw new LedgerError(
       "CORRUPT",
       `Cannot append to ${path}: line ${p.line} (seq ${p.seq}) is ${p.class}: ${p.message}. Run \`infraveil verify ledger ${path}\` and keep the file as evidence; start a new ledger file to continue`,
     );
   }
   // Move the torn tail into the quarantine file first, durably, then cut it from the ledger.
-  // The torn line ends where the zeros a writer preallocated begin.
-  const size = (await file.stat()).size;
-  const length = size - p.offset - (report.files[0]?.padding ?? 0);
-  const torn = new Uint8Array(length);
-  await file.seek(p.offset, Deno.SeekMode.Start);
-  let got = 0;
-  while (got < length) {
-    const n = await file.read(torn.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
+  const torn = await readAt(file, p.offset, length);
+  const got = torn.length;
   const quarantine = `${path}.quarantine`;
   const record = JSON.stringify({
     ts: new Date(now()).toISOString(),
@@ -310,6 +305,38 @@ async function recover(
     end: p.offset,
     size: p.offset,
   };
+}
+
+/** Reads up to `length` bytes at `offset` (fewer at the end of the file). */
+async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await file.seek(offset, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(out.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return out.subarray(0, got);
+}
+
+/**
+ * When the damaged line at `offset` is an fsync-mode append cut short by a crash, its length
+ * (without the zeros after it); otherwise -1. An append overwrites preallocated zeros, and a
+ * crash during its fdatasync may leave any of its pages on disk and not the others, so it reads
+ * back as one line, the last, with zeros where pages are missing. A line like that holds a NUL
+ * byte (which no entry does), is at most one entry long, and only zeros follow it. Such an
+ * append was never acknowledged; anything else is damage the writer must not write past.
+ */
+async function partialLine(file: Deno.FsFile, offset: number, size: number): Promise<number> {
+  if (size - offset > MAX_LINE_BYTES + 1 + GROW_MAX) return -1;
+  const tail = await readAt(file, offset, size - offset);
+  let end = tail.length;
+  while (end > 0 && tail[end - 1] === 0) end--;
+  const line = tail.subarray(0, end);
+  const nl = line.indexOf(10);
+  const single = nl < 0 || nl === line.length - 1;
+  return single && line.length <= MAX_LINE_BYTES + 1 && line.includes(0) ? line.length : -1;
 }
 
 /**
@@ -339,7 +366,17 @@ export async function openLedger(
   let file: Deno.FsFile | null = null;
   try {
     file = await Deno.open(path, { read: true, write: true, create: true });
-    const { state, quarantined, end, size } = await recover(path, file, now);
+    const recovered = await recover(path, file, now);
+    const { state, quarantined, end } = recovered;
+    let { size } = recovered;
+    if (options.mode === "group" && size > end) {
+      // Group commit writes batches of entries at once: it appends at the end of the file,
+      // where a crash leaves a prefix of what was written, and never into preallocated zeros,
+      // where it could leave any of the batch's pages (see `partialLine`).
+      await file.truncate(end);
+      await file.syncData();
+      size = end;
+    }
     await file.seek(end, Deno.SeekMode.Start);
     if (quarantined) options.onQuarantine?.(quarantined);
     return new FileLedgerWriter(path, lock, file, { end, size }, state, quarantined, options);
@@ -554,7 +591,7 @@ class FileLedgerWriter implements LedgerWriter {
   async #reserve(bytes: number): Promise<void> {
     if (this.#end + bytes <= this.#allocated) return;
     if (this.#mode === "group") {
-      this.#allocated = this.#end + bytes;
+      this.#allocated = this.#end + bytes; // past the end of the file: appends
       return;
     }
     const step = Math.min(GROW_MAX, Math.max(GROW_MIN, this.#allocated));
@@ -618,6 +655,8 @@ class FileLedgerWriter implements LedgerWriter {
     if (options.key && !options.origin) {
       throw new LedgerError("BAD_CHECKPOINT", "Rotating with a key needs an origin");
     }
+    // The old file loses its zeros before the new one exists: if that fails, nothing changed.
+    await this.#trim();
     const newLock = await acquireLock(newPath, this.#now);
     let next: Deno.FsFile | null = null;
     const temp = `${newPath}.tmp`;
@@ -650,7 +689,6 @@ class FileLedgerWriter implements LedgerWriter {
       await syncDirectory(newPath);
       next = await Deno.open(newPath, { read: true, write: true });
       await next.seek(0, Deno.SeekMode.End);
-      await this.#trim();
       this.#file.close();
       await releaseLock(this.#lock);
       this.#file = next;

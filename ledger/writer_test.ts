@@ -145,7 +145,7 @@ Deno.test("openLedger() moves a torn final line to the quarantine file and repor
   });
 });
 
-Deno.test("append() in fsync mode writes into preallocated zeros; close() cuts them off; a reopened writer of either mode reuses them", async () => {
+Deno.test("append() in fsync mode writes into preallocated zeros; close() cuts them off; a reopened fsync writer reuses them, a group one cuts them", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/a.jsonl`;
     const crashed = `${dir}/crashed.jsonl`;
@@ -175,13 +175,14 @@ Deno.test("append() in fsync mode writes into preallocated zeros; close() cuts t
       const again = await openLedger(crashed, { mode });
       assert.equal(again.recovered, null);
       assert.equal((await again.append({ type: "two" })).seq, 3);
-      assert.equal((await Deno.stat(crashed)).size, open.length, "the zeros are reused");
-      if (mode === "group") {
-        // Past them, group commit appends at the end (its file grows with its batches).
+      const reopened = await Deno.readFile(crashed);
+      if (mode === "fsync") assert.equal(reopened.length, open.length, "the zeros are reused");
+      else {
+        // Group commit appends at the end of the file, never into zeros.
+        assert.equal(reopened.at(-1), 10, "no zeros under group commit");
         const lines = Array.from({ length: 3000 }, (_, i) => again.append({ type: "x", data: i }));
         await Promise.all(lines);
-        const grown = await Deno.readFile(crashed);
-        assert.equal(grown.at(-1), 10, "no zeros after a group-commit batch past the padding");
+        assert.equal((await Deno.readFile(crashed)).at(-1), 10);
       }
       const head = again.anchor();
       await again.close();
@@ -225,6 +226,81 @@ Deno.test("openLedger() quarantines a torn line written into preallocated zeros,
     const record = JSON.parse((await Deno.readTextFile(`${path}.quarantine`)).trim());
     assert.deepEqual(decodeBase64(record.base64), torn);
     assert.ok((await verifyLedgerFiles([path])).ok);
+  });
+});
+
+Deno.test("openLedger() quarantines an fsync append of which a crash kept only some pages, and nothing more", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/a.jsonl`;
+    const ledger = await openLedger(path, { mode: "fsync" });
+    for (let i = 0; i < 3; i++) await ledger.append({ type: "one", data: { i } });
+    const head = ledger.anchor();
+    const before = await Deno.readFile(path); // entries, then synced zeros
+    await ledger.append({ type: "lost", data: { pad: "y".repeat(300) } });
+    const after = await Deno.readFile(path);
+    await ledger.close();
+    const start = before.lastIndexOf(10) + 1;
+    const end = after.lastIndexOf(10) + 1;
+    // What a crash during the last append's fdatasync may leave: any of its pages or sectors.
+    const kept: [string, number, number][] = [
+      ["its end only", start + 100, end],
+      ["its middle only", start + 50, end - 50],
+      ["all but its middle", start, start + 40],
+    ];
+    for (const [what, from, to] of kept) {
+      const crashed = before.slice();
+      crashed.set(after.subarray(from, to), from);
+      if (what === "all but its middle") crashed.set(after.subarray(start + 80, end), start + 80);
+      await Deno.writeFile(path, crashed);
+      await Deno.remove(`${path}.quarantine`).catch(() => {});
+      const again = await openLedger(path);
+      assert.equal(again.anchor(), head, what);
+      assert.equal(again.recovered?.offset, start, what);
+      const record = JSON.parse((await Deno.readTextFile(`${path}.quarantine`)).trim());
+      const saved = decodeBase64(record.base64);
+      assert.deepEqual(saved, crashed.subarray(start, start + saved.length), what);
+      assert.ok(saved.includes(0) && saved.at(-1) !== 0, what);
+      assert.equal((await again.append({ type: "next" })).seq, 3, what);
+      await again.close();
+      assert.ok((await verifyLedgerFiles([path])).ok, what);
+    }
+    // Damage that is not one partly written last line is refused, and the file left as it is.
+    const refused: [string, Uint8Array][] = [
+      [
+        "a NUL in an earlier entry",
+        (() => {
+          const b = after.slice(0, end);
+          b[start - 20] = 0;
+          return b;
+        })(),
+      ],
+      [
+        "two lines after the zeros",
+        (() => {
+          const b = after.slice();
+          b.fill(0, start, start + 30);
+          b.set(new TextEncoder().encode('{"a":1}\n'), end);
+          return b;
+        })(),
+      ],
+      [
+        "no NUL: a damaged last line",
+        (() => {
+          const b = after.slice(0, end);
+          b[start] = 0x5b; // "["
+          return b;
+        })(),
+      ],
+    ];
+    for (const [what, bytes] of refused) {
+      await Deno.writeFile(path, bytes);
+      await assert.rejects(
+        () => openLedger(path),
+        (e) => e instanceof LedgerError && e.code === "CORRUPT",
+        what,
+      );
+      assert.deepEqual(await Deno.readFile(path), bytes, `${what}: file unchanged`);
+    }
   });
 });
 
