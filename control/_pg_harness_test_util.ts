@@ -61,11 +61,14 @@ let dbCounter = 0;
 /**
  * Starts a PostgreSQL server for tests.
  *
- * @param options `durable`: keep PostgreSQL's default fsync and synchronous commit (benchmarks)
+ * @param options `durable`: keep PostgreSQL's default fsync and synchronous commit (benchmarks);
+ *   `statements`: load `pg_stat_statements` (per-statement server time, for benchmarks)
  * @returns the server
  * @throws Error when the binaries are missing or the server does not start
  */
-export async function startPostgres(options: { durable?: boolean } = {}): Promise<PgServer> {
+export async function startPostgres(
+  options: { durable?: boolean; statements?: boolean } = {},
+): Promise<PgServer> {
   const bin = postgresBinDir();
   if (!bin) throw new Error("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin");
   const asRoot = Deno.uid() === 0;
@@ -111,6 +114,9 @@ export async function startPostgres(options: { durable?: boolean } = {}): Promis
       ? []
       : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
     "-c max_connections=200",
+    ...(options.statements
+      ? ["-c shared_preload_libraries=pg_stat_statements", "-c pg_stat_statements.track=all"]
+      : []),
   ].join(" ");
   await exec([
     `${bin}/pg_ctl`,

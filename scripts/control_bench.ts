@@ -19,10 +19,14 @@
  * commits each insert on its own; a second line measures the governed path with each call
  * committed alone (`groupCommit: false`), in the same rounds.
  *
- * Usage: deno run -A scripts/control_bench.ts [--quick] [--concurrency N] [--pg-no-fsync] [--json]
+ * Usage: deno run -A scripts/control_bench.ts [--quick] [--concurrency N] [--pg-no-fsync]
+ *        [--pg-stats] [--json]
+ *   --pg-stats: load pg_stat_statements and print the server's execution time per statement
+ *   (calls, total ms, µs per call) over the PostgreSQL rounds, and count socket writes
  *
  * @module
  */
+import net from "node:net";
 import { Hono } from "npm:hono@^4.13.19";
 import { generateKeyPair, signEnvelope } from "@infraveil/trust";
 import {
@@ -47,6 +51,17 @@ const flag = (name: string) => {
 };
 const CONCURRENCY = Number(flag("--concurrency") ?? 8);
 const DURABLE = !Deno.args.includes("--pg-no-fsync");
+const PG_STATS = Deno.args.includes("--pg-stats");
+
+// With --pg-stats, socket writes are counted (npm:postgres writes through node:net).
+let socketWrites = 0;
+if (PG_STATS) {
+  const write = net.Socket.prototype.write;
+  net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
+    socketWrites++;
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof write;
+}
 
 async function setup(store: ControlStore) {
   const keys = generateKeyPair();
@@ -167,7 +182,16 @@ async function bench(name: string, store: ControlStore): Promise<Record<string, 
   // both ways, in the same rounds.
   const grouped = store.backend === "sqlite";
   type Kind = "governed" | "alone" | "bare";
+  const writes: Record<Kind, number> = { governed: 0, alone: 0, bare: 0 };
   const run = async (kind: Kind, count: number) => {
+    const before = socketWrites;
+    try {
+      return await runKind(kind, count);
+    } finally {
+      writes[kind] += socketWrites - before;
+    }
+  };
+  const runKind = async (kind: Kind, count: number) => {
     const bodies = Array.from({ length: count }, kind === "bare" ? plain : envelope);
     const target = kind === "alone" ? appAlone : app;
     return await drive(
@@ -208,6 +232,10 @@ async function bench(name: string, store: ControlStore): Promise<Record<string, 
     ratio: gm / bm,
     overhead: (gm - bm) / bm,
   };
+  if (PG_STATS && store.backend === "postgres") {
+    const per = (k: Kind) => (writes[k] / (ROUNDS * N + 100)).toFixed(2);
+    console.log(`socket writes per request: governed ${per("governed")}, bare ${per("bare")}`);
+  }
   const line = (label: string, ms: number) =>
     console.log(
       `${label.padEnd(10)} governed ${ms.toFixed(3)} ms/req (${(1000 / ms).toFixed(0)}/s)  ` +
@@ -224,6 +252,33 @@ async function bench(name: string, store: ControlStore): Promise<Record<string, 
   return out;
 }
 
+/** Per-statement server time from pg_stat_statements, counted from when this is called. */
+async function statementStats(url: string): Promise<{ print(): Promise<void> }> {
+  const { default: postgres } = await import("npm:postgres@^3.4.9");
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  await sql.unsafe("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  await sql.unsafe("SELECT pg_stat_statements_reset()");
+  return {
+    async print() {
+      const rows = await sql.unsafe(
+        `SELECT calls, total_exec_time AS ms, regexp_replace(query, '\\s+', ' ', 'g') AS q
+         FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
+         ORDER BY total_exec_time DESC LIMIT 12`,
+      );
+      console.log("server time per statement (pg_stat_statements): calls, total ms, µs/call");
+      for (const r of rows) {
+        const [calls, ms] = [Number(r.calls), Number(r.ms)];
+        console.log(
+          `${String(calls).padStart(7)} ${ms.toFixed(1).padStart(8)} ${
+            (ms / calls * 1000).toFixed(1).padStart(7)
+          }  ${String(r.q).slice(0, 100)}`,
+        );
+      }
+      await sql.end({ timeout: 1 });
+    },
+  };
+}
+
 console.log(
   `control-plane request creation: ${N} requests × ${ROUNDS} rounds, ${CONCURRENCY} in flight, medians` +
     (DURABLE ? "" : " (PostgreSQL with fsync off)"),
@@ -235,10 +290,13 @@ try {
   results.sqlite = await bench("sqlite", sqlite);
   await sqlite.close();
   if (postgresBinDir()) {
-    const pg = await startPostgres({ durable: DURABLE });
+    const pg = await startPostgres({ durable: DURABLE, statements: PG_STATS });
     try {
-      const store = await openPostgresStore(await pg.createDatabase(), { max: CONCURRENCY });
+      const url = await pg.createDatabase();
+      const store = await openPostgresStore(url, { max: CONCURRENCY });
+      const stats = PG_STATS ? await statementStats(url) : null;
       results.postgres = await bench("postgres", store);
+      await stats?.print();
       await store.close();
     } finally {
       await pg.stop();
