@@ -269,17 +269,25 @@ async function recover(
   }
   const p = report.problem!;
   const size = (await file.stat()).size;
-  // The torn line ends where the zeros a writer preallocated begin.
-  let length = size - p.offset - (report.files[0]?.padding ?? 0);
-  if (p.class !== "torn") length = await partialLine(file, p.offset, size);
-  if (length < 0) {
+  // The damaged line, without the zeros after it: a torn line ends where the verifier's padding
+  // begins; any other (a NUL inside makes a line malformed) at its last non-zero byte.
+  let line: Uint8Array | null = null;
+  if (p.class === "torn") {
+    line = await readAt(file, p.offset, size - p.offset - (report.files[0]?.padding ?? 0));
+  } else if (p.class === "malformed" && size - p.offset <= MAX_LINE_BYTES + 1 + GROW_MAX) {
+    const tail = await readAt(file, p.offset, size - p.offset);
+    let end = tail.length;
+    while (end > 0 && tail[end - 1] === 0) end--;
+    line = tail.subarray(0, end);
+  }
+  if (!line || !crashDamage(line, p.offset, p.seq, report.state.prev)) {
     throw new LedgerError(
       "CORRUPT",
       `Cannot append to ${path}: line ${p.line} (seq ${p.seq}) is ${p.class}: ${p.message}. Run \`infraveil verify ledger ${path}\` and keep the file as evidence; start a new ledger file to continue`,
     );
   }
   // Move the torn tail into the quarantine file first, durably, then cut it from the ledger.
-  const torn = await readAt(file, p.offset, length);
+  const torn = line;
   const got = torn.length;
   const quarantine = `${path}.quarantine`;
   const record = JSON.stringify({
@@ -320,23 +328,45 @@ async function readAt(file: Deno.FsFile, offset: number, length: number): Promis
   return out.subarray(0, got);
 }
 
+/** Sectors a disk writes whole: unwritten ones read back as the zeros preallocated. */
+const SECTOR = 512;
+
 /**
- * When the damaged line at `offset` is an fsync-mode append cut short by a crash, its length
- * (without the zeros after it); otherwise -1. An append overwrites preallocated zeros, and a
- * crash during its fdatasync may leave any of its pages on disk and not the others, so it reads
- * back as one line, the last, with zeros where pages are missing. A line like that holds a NUL
- * byte (which no entry does), is at most one entry long, and only zeros follow it. Such an
- * append was never acknowledged; anything else is damage the writer must not write past.
+ * Whether the damaged last line `line` (at file offset `offset`, zeros after it removed) can be
+ * one append, never acknowledged, cut short by a crash, and so may be quarantined; anything else
+ * is damage the writer must not write past. An append at the end of the file leaves a prefix of
+ * its line. One over preallocated zeros (fsync mode) leaves any of its sectors and not the
+ * others: zero runs that begin at the line's start or a sector boundary and end on one (no entry
+ * holds a NUL byte). Either way it is at most one entry: no newline but its last byte, no entry's
+ * end (`"v":1}`) followed by another, and where its `prev` or `seq` can be read they are those
+ * of the position (`prev`, `seq`). The first line of a file must show its seq when it has lost
+ * sectors: a rotated file's first line is written whole, never in pieces.
  */
-async function partialLine(file: Deno.FsFile, offset: number, size: number): Promise<number> {
-  if (size - offset > MAX_LINE_BYTES + 1 + GROW_MAX) return -1;
-  const tail = await readAt(file, offset, size - offset);
-  let end = tail.length;
-  while (end > 0 && tail[end - 1] === 0) end--;
-  const line = tail.subarray(0, end);
+function crashDamage(line: Uint8Array, offset: number, seq: number, prev: string): boolean {
+  if (line.length === 0 || line.length > MAX_LINE_BYTES + 1) return false;
   const nl = line.indexOf(10);
-  const single = nl < 0 || nl === line.length - 1;
-  return single && line.length <= MAX_LINE_BYTES + 1 && line.includes(0) ? line.length : -1;
+  if (nl >= 0 && nl !== line.length - 1) return false;
+  let holes = false;
+  for (let i = 0; i < line.length;) {
+    if (line[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (line[j] === 0) j++;
+    if ((i !== 0 && (offset + i) % SECTOR !== 0) || (offset + j) % SECTOR !== 0) return false;
+    holes = true;
+    i = j;
+  }
+  const text = new TextDecoder("latin1").decode(line);
+  if (/"v":1\}[\0{]/.test(text)) return false;
+  const seqs = [...text.matchAll(/"seq":(\d+),"ts":"/g)].map((m) => Number(m[1]));
+  if (seqs.some((n) => n !== seq)) return false;
+  const prevs = [...text.matchAll(/"prev":"([0-9a-f]{64})","seq":/g)].map((m) => m[1]);
+  if (prevs.some((h) => h !== prev)) return false;
+  // A whole line is damage only with a hole in it: without one it was written as it reads.
+  if (nl >= 0 && !holes) return false;
+  return !(holes && offset === 0 && seqs.length === 0);
 }
 
 /**
@@ -372,7 +402,7 @@ export async function openLedger(
     if (options.mode === "group" && size > end) {
       // Group commit writes batches of entries at once: it appends at the end of the file,
       // where a crash leaves a prefix of what was written, and never into preallocated zeros,
-      // where it could leave any of the batch's pages (see `partialLine`).
+      // where it could leave any of the batch's pages (see `crashDamage`).
       await file.truncate(end);
       await file.syncData();
       size = end;

@@ -229,28 +229,37 @@ Deno.test("openLedger() quarantines a torn line written into preallocated zeros,
   });
 });
 
-Deno.test("openLedger() quarantines an fsync append of which a crash kept only some pages, and nothing more", async () => {
+Deno.test("openLedger() quarantines an fsync append of which a crash kept only some sectors, and nothing more", async () => {
   await withDir(async (dir) => {
     const path = `${dir}/a.jsonl`;
     const ledger = await openLedger(path, { mode: "fsync" });
-    for (let i = 0; i < 3; i++) await ledger.append({ type: "one", data: { i } });
+    for (let i = 0; i < 12; i++) {
+      await ledger.append({ type: "one", data: { i, pad: "x".repeat(i * 40) } });
+    }
     const head = ledger.anchor();
     const before = await Deno.readFile(path); // entries, then synced zeros
-    await ledger.append({ type: "lost", data: { pad: "y".repeat(300) } });
+    await ledger.append({ type: "lost", data: { pad: "y".repeat(1500) } });
     const after = await Deno.readFile(path);
     await ledger.close();
     const start = before.lastIndexOf(10) + 1;
     const end = after.lastIndexOf(10) + 1;
-    // What a crash during the last append's fdatasync may leave: any of its pages or sectors.
-    const kept: [string, number, number][] = [
-      ["its end only", start + 100, end],
-      ["its middle only", start + 50, end - 50],
-      ["all but its middle", start, start + 40],
+    // The 512-byte sectors the last append wrote, and what a crash during its fdatasync may
+    // leave: some of them written, the others still zeros.
+    const sectors: [number, number][] = [];
+    for (let s = start - (start % 512); s < end; s += 512) {
+      sectors.push([Math.max(s, start), Math.min(s + 512, end)]);
+    }
+    assert.ok(sectors.length >= 4, `the entry spans ${sectors.length} sectors`);
+    const n = sectors.length;
+    const kept: [string, number[]][] = [
+      ["its last sector only", [n - 1]],
+      ["its middle sectors only", [1, 2]],
+      ["all but a middle sector", sectors.map((_, i) => i).filter((i) => i !== 1)],
+      ["its first and last", [0, n - 1]],
     ];
-    for (const [what, from, to] of kept) {
+    for (const [what, which] of kept) {
       const crashed = before.slice();
-      crashed.set(after.subarray(from, to), from);
-      if (what === "all but its middle") crashed.set(after.subarray(start + 80, end), start + 80);
+      for (const i of which) crashed.set(after.subarray(...sectors[i]), sectors[i][0]);
       await Deno.writeFile(path, crashed);
       await Deno.remove(`${path}.quarantine`).catch(() => {});
       const again = await openLedger(path);
@@ -259,40 +268,37 @@ Deno.test("openLedger() quarantines an fsync append of which a crash kept only s
       const record = JSON.parse((await Deno.readTextFile(`${path}.quarantine`)).trim());
       const saved = decodeBase64(record.base64);
       assert.deepEqual(saved, crashed.subarray(start, start + saved.length), what);
-      assert.ok(saved.includes(0) && saved.at(-1) !== 0, what);
-      assert.equal((await again.append({ type: "next" })).seq, 3, what);
+      assert.ok(saved.at(-1) !== 0, what);
+      assert.equal((await again.append({ type: "next" })).seq, 12, what);
       await again.close();
       assert.ok((await verifyLedgerFiles([path])).ok, what);
     }
-    // Damage that is not one partly written last line is refused, and the file left as it is.
-    const refused: [string, Uint8Array][] = [
-      [
-        "a NUL in an earlier entry",
-        (() => {
-          const b = after.slice(0, end);
-          b[start - 20] = 0;
-          return b;
-        })(),
-      ],
-      [
-        "two lines after the zeros",
-        (() => {
-          const b = after.slice();
-          b.fill(0, start, start + 30);
-          b.set(new TextEncoder().encode('{"a":1}\n'), end);
-          return b;
-        })(),
-      ],
-      [
-        "no NUL: a damaged last line",
-        (() => {
-          const b = after.slice(0, end);
-          b[start] = 0x5b; // "["
-          return b;
-        })(),
-      ],
+    // Damage that cannot be one unacknowledged append is refused, and the file left as it is.
+    const synced = after.slice(0, start);
+    const lastStart = synced.lastIndexOf(10, synced.length - 2) + 1;
+    const refused: [string, (b: Uint8Array) => unknown][] = [
+      ["a NUL inside an earlier entry", (b) => b[lastStart - 20] = 0],
+      ["a NUL off a sector boundary in the last entry", (b) => b[lastStart + 30] = 0],
+      ["newlines of entries turned to NULs", (b) => {
+        for (let i = lastStart - 400; i < b.length - 1; i++) if (b[i] === 10) b[i] = 0;
+      }],
+      ["a sector of earlier entries lost", (b) => {
+        const s = lastStart - (lastStart % 512) - 512;
+        b.fill(0, s, s + 512);
+      }],
+      ["a line with no NUL that is not an entry", (b) => b[lastStart] = 0x5b],
+      // Torn (no final newline), but more than one append: two entries run together.
+      ["two entries run together, without a final newline", (b) => {
+        return new Uint8Array([...b.subarray(0, lastStart - 1), ...b.subarray(lastStart, -1)]);
+      }],
+      ["a torn line that shows another seq", (b) => {
+        return new Uint8Array([...b, ...b.subarray(lastStart, b.length - 10)]);
+      }],
     ];
-    for (const [what, bytes] of refused) {
+    for (const [what, damage] of refused) {
+      const copy = synced.slice();
+      const out = damage(copy);
+      const bytes = out instanceof Uint8Array ? out : copy;
       await Deno.writeFile(path, bytes);
       await assert.rejects(
         () => openLedger(path),
@@ -300,6 +306,25 @@ Deno.test("openLedger() quarantines an fsync append of which a crash kept only s
         what,
       );
       assert.deepEqual(await Deno.readFile(path), bytes, `${what}: file unchanged`);
+    }
+  });
+});
+
+Deno.test("openLedger() refuses a damaged rotation line instead of starting again at seq 0", async () => {
+  await withDir(async (dir) => {
+    const ledger = await openLedger(`${dir}/a.jsonl`);
+    for (let i = 0; i < 3; i++) await ledger.append({ type: "one" });
+    await ledger.rotate(`${dir}/b.jsonl`);
+    await ledger.close();
+    const b = await Deno.readFile(`${dir}/b.jsonl`);
+    for (const at of [0, 512 % b.length]) {
+      const damaged = b.slice();
+      damaged.fill(0, 0, Math.min(at || 300, b.length - 1));
+      await Deno.writeFile(`${dir}/b.jsonl`, damaged);
+      await assert.rejects(
+        () => openLedger(`${dir}/b.jsonl`),
+        (e) => e instanceof LedgerError && e.code === "CORRUPT",
+      );
     }
   });
 });
