@@ -61,15 +61,21 @@ export async function readLedgerHistory(
     if (e instanceof Deno.errors.NotFound) return history;
     throw new AgentError("STATE_ERROR", `Cannot read the ledger ${path}: ${e}`, { cause: e });
   }
-  const lines = text.split("\n");
+  // An fsync-mode ledger writer preallocates zeros after its last entry (docs/ledger.md).
+  let stop = text.length;
+  while (stop > 0 && text.charCodeAt(stop - 1) === 0) stop--;
+  const lines = text.slice(0, stop).split("\n");
+  const last = lines.at(-1) === "" ? lines.length - 2 : lines.length - 1;
   for (const [i, line] of lines.entries()) {
     if (line === "") continue;
     let entry: { seq?: unknown; ts?: unknown; type?: unknown; data?: unknown };
     try {
       entry = JSON.parse(line);
     } catch {
-      // Only the last line may be torn; it is not part of the ledger.
-      if (i === lines.length - 1) break;
+      // Only the last line may be unreadable, and it is not part of the ledger: an append cut
+      // short by a crash, without its newline, or with zeros where its sectors did not reach
+      // the disk. Neither was acknowledged (the writer quarantines it when it opens the file).
+      if (i === lines.length - 1 || (i === last && line.includes("\0"))) break;
       throw new AgentError(
         "STATE_ERROR",
         `Ledger ${path} is damaged at line ${

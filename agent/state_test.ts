@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { AgentError } from "./error.ts";
 import { openUsedApprovals } from "./state.ts";
+import { readLedgerHistory } from "./_ledger_history.ts";
 
 function ledgerLine(seq: number, type: string, data: unknown, ts = new Date()): string {
   return JSON.stringify({
@@ -80,4 +81,28 @@ Deno.test("openUsedApprovals() starts empty on a first run (no state file, no le
   assert.equal(used.has("apv_1"), false);
   await used.add("apv_1", Math.floor(Date.now() / 1000) + 60);
   assert.equal(used.has("apv_1"), true);
+});
+
+Deno.test("readLedgerHistory() reads a ledger ending in preallocated zeros or in an append a crash left in pieces", async () => {
+  await using h = await hostDirs();
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  const used = ledgerLine(0, "agent.action.execute", { approval_id: "apv_1", approval_exp: exp });
+  const lost = ledgerLine(1, "agent.action.execute", { approval_id: "apv_2", approval_exp: exp });
+  const zeros = "\0".repeat(1000);
+  const cases = [
+    `${used}\n${zeros}`, // an open (or crashed) writer's zeros
+    `${used}\n${lost.slice(0, 40)}${zeros}`, // torn, then zeros
+    `${used}\n${"\0".repeat(30)}${lost.slice(30)}\n${zeros}`, // its first sector missing
+  ];
+  for (const text of cases) {
+    await Deno.writeTextFile(h.ledger, text);
+    const history = await readLedgerHistory(h.ledger);
+    assert.deepEqual([...history.usedApprovals.keys()], ["apv_1"], JSON.stringify(text.slice(-60)));
+  }
+  // A NUL in a line before the last is damage.
+  await Deno.writeTextFile(h.ledger, `${used.replace("apv_1", "apv\0")}\n${lost}\n`);
+  await assert.rejects(
+    () => readLedgerHistory(h.ledger),
+    (e) => e instanceof AgentError && /damaged at line 1/.test(e.message),
+  );
 });
