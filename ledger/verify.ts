@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { decodeHex, encodeHex } from "@infraveil/trust";
+import { concatBytes, decodeHex, encodeHex } from "@infraveil/trust";
 import { type Anchor, formatAnchor } from "./anchor.ts";
 import { parseCheckpointNote, verifiersForKey, verifyCheckpoint } from "./checkpoint.ts";
 import { GENESIS_PREV, MAX_LINE_BYTES, scanEntryLine, type ScannedLine } from "./entry.ts";
@@ -870,7 +870,7 @@ export async function verifyLedger(
         }
         const held = carry?.length ?? 0;
         if (tooLong(held + zeros, base - zeros - held)) break;
-        carry = join(carry, new Uint8Array(zeros));
+        carry = concatBytes(carry ?? new Uint8Array(0), new Uint8Array(zeros));
         zeros = 0;
       }
       let pos = 0;
@@ -881,10 +881,10 @@ export async function verifyLedger(
           zeros = chunk.length - t;
           if (t === 0) continue;
           if (tooLong(carry.length + t, base - carry.length)) break;
-          carry = join(carry, chunk.subarray(0, t));
+          carry = concatBytes(carry, chunk.subarray(0, t));
           continue;
         }
-        const joined = join(carry, chunk.subarray(0, nl));
+        const joined = concatBytes(carry, chunk.subarray(0, nl));
         file.lines++;
         v.offset = base - carry.length;
         carry = null;
@@ -922,14 +922,6 @@ export async function verifyLedger(
     }
   }
   return v.finish();
-}
-
-/** `a` then `b`, in a new array. */
-function join(a: Uint8Array | null, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array((a?.length ?? 0) + b.length);
-  if (a) out.set(a);
-  out.set(b, a?.length ?? 0);
-  return out;
 }
 
 /** Where the run of zero bytes that ends `buf` starts (`buf.length` when it ends otherwise). */
