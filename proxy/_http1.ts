@@ -159,6 +159,26 @@ function fieldColon(buf: Uint8Array, p: number, q: number): number {
   return -1;
 }
 
+/** Where `fieldValue` puts the value's bounds. */
+const VALUE = new Int32Array(2);
+
+/**
+ * Finds the value of the field line `buf[colon + 1, q)` without the white space around it and
+ * puts its bounds in `VALUE[0]`, `VALUE[1]`.
+ *
+ * @returns whether every byte of the value may stand in a field value
+ */
+function fieldValue(buf: Uint8Array, colon: number, q: number): boolean {
+  let a = colon + 1;
+  let b = q;
+  while (a < b && isSpace(buf[a])) a++;
+  while (b > a && isSpace(buf[b - 1])) b--;
+  VALUE[0] = a;
+  VALUE[1] = b;
+  for (let i = a; i < b; i++) if (FIELD_BYTE[buf[i]] !== 1) return false;
+  return true;
+}
+
 function isSpace(b: number): boolean {
   return b === 32 || b === 9;
 }
@@ -450,15 +470,11 @@ export function parseRequestHead(
     const colon = fieldColon(buf, p, q);
     if (colon === -1) throw new Rejection(400, "proxy-bad-header", "header line without a name");
     if (colon < 0) throw new Rejection(400, "proxy-bad-header", "invalid header field name");
-    let a = colon + 1;
-    let b = q;
-    while (a < b && isSpace(buf[a])) a++;
-    while (b > a && isSpace(buf[b - 1])) b--;
-    for (let i = a; i < b; i++) {
-      if (FIELD_BYTE[buf[i]] !== 1) {
-        throw new Rejection(400, "proxy-bad-header", "invalid character in header field value");
-      }
+    if (!fieldValue(buf, colon, q)) {
+      throw new Rejection(400, "proxy-bad-header", "invalid character in header field value");
     }
+    const a = VALUE[0];
+    const b = VALUE[1];
     const kind = fieldKind(buf, p, colon - p);
     headers.push([text.slice(p - start, colon - start), text.slice(a - start, b - start)]);
     kinds[nk++] = kind;
@@ -554,11 +570,8 @@ export class ResponseHead {
     const f = this.fields;
     const buf = this.buf;
     for (let i = 0; i < f.length; i += 4) {
-      let a = f[i + 1] + 1;
-      let b = f[i + 2];
-      while (a < b && isSpace(buf[a])) a++;
-      while (b > a && isSpace(buf[b - 1])) b--;
-      out.push([latin1Decode(buf, f[i], f[i + 1]), latin1Decode(buf, a, b)]);
+      fieldValue(buf, f[i + 1], f[i + 2]); // checked when the head was parsed
+      out.push([latin1Decode(buf, f[i], f[i + 1]), latin1Decode(buf, VALUE[0], VALUE[1])]);
     }
     return out;
   }
@@ -619,15 +632,11 @@ export function parseResponseHead(
     if (q === -1 || q > fieldsEnd) q = fieldsEnd;
     const colon = isSpace(buf[p]) ? -1 : fieldColon(buf, p, q);
     if (colon < 0) throw new Rejection(502, "upstream", "malformed upstream header");
-    let a = colon + 1;
-    let b = q;
-    while (a < b && isSpace(buf[a])) a++;
-    while (b > a && isSpace(buf[b - 1])) b--;
-    for (let i = a; i < b; i++) {
-      if (FIELD_BYTE[buf[i]] !== 1) {
-        throw new Rejection(502, "upstream", "malformed upstream header");
-      }
+    if (!fieldValue(buf, colon, q)) {
+      throw new Rejection(502, "upstream", "malformed upstream header");
     }
+    const a = VALUE[0];
+    const b = VALUE[1];
     const kind = fieldKind(buf, p, colon - p);
     fields[n++] = p;
     fields[n++] = colon;

@@ -1413,6 +1413,7 @@ class ProxyServer implements Proxy {
         sender.promise = this.#sendBody(sender, source, up, ex, chunked);
       }
       try {
+        // Inline like the write above (the rare 1xx loop below repeats it): no async frame.
         let end = this.#headBegin(up, this.#upstreamHeadLimits, false);
         while (end === MORE) {
           let n: number | null = null;

@@ -1,30 +1,23 @@
 // Ed25519 sign and strict verify (noble, pure JS) against WebCrypto's native Ed25519 (the
 // platform peer), in the same run.
 import { generateKeyPair, signEd25519, verifyEd25519, verifyEd25519Async } from "./ed25519.ts";
+import { encodeBase64Url } from "./encoding.ts";
 
 const pair = generateKeyPair();
 const msg = new TextEncoder().encode("infraveil-msg/v1\n" + "x".repeat(200));
 const sig = signEd25519(pair.privateKey, msg);
-const pkcs8 = new Uint8Array([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-  ...pair.privateKey,
-]);
-const wcPriv = await crypto.subtle.importKey("pkcs8", pkcs8, "Ed25519", false, ["sign"]);
+const wcPriv = await crypto.subtle.importKey(
+  "jwk",
+  {
+    kty: "OKP",
+    crv: "Ed25519",
+    d: encodeBase64Url(pair.privateKey),
+    x: encodeBase64Url(pair.publicKey),
+  },
+  "Ed25519",
+  false,
+  ["sign"],
+);
 const wcPub = await crypto.subtle.importKey(
   "raw",
   pair.publicKey as Uint8Array<ArrayBuffer>,
