@@ -4,14 +4,7 @@
  * @module
  */
 import { type AgentConfig, parseAgentConfig } from "./agent_config.ts";
-
-/** A port that was free a moment ago (for listeners that must keep their port across restarts). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
+import { freePort } from "../tests/_harness.ts";
 
 /** A loopback backend answering every request with `backend:<path>`. */
 export function serveBackend(): { url: string; port: number; close: () => Promise<void> } {

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { freePort } from "../tests/_harness.ts";
 
 /** Whether this run is CI, where PostgreSQL must be present. */
 export const IN_CI: boolean = Deno.env.get("CI") === "true";
@@ -47,13 +48,6 @@ export interface PgServer {
   stop(): Promise<void>;
   /** Synchronous stop, for an `unload` handler. */
   stopSync(): void;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 let dbCounter = 0;

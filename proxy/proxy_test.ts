@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { freePort } from "../tests/_harness.ts";
 import {
   header,
   parseResponses,
@@ -489,9 +490,7 @@ Deno.test("proxy applies IP allow and deny lists; monitor mode only records", as
 });
 
 Deno.test("proxy answers 502 when the backend is down and 504 when it is slow", async () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const deadPort = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const deadPort = freePort();
   const down = startProxy(`http://127.0.0.1:${deadPort}`, { rules: { baseline: false } });
   const silent = rawBackend(async () => {
     await new Promise((r) => setTimeout(r, 400));

@@ -7,6 +7,7 @@
  *
  * @module
  */
+export { freePort } from "../tests/_harness.ts";
 
 /** The project's root directory (where `main.ts` and `deno.json` are). */
 export const ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -63,19 +64,6 @@ const enc = new TextEncoder();
 /** Writes a line to stdout at once (no buffering, so a reader sees progress). */
 export function say(line = ""): void {
   Deno.stdout.writeSync(enc.encode(line + "\n"));
-}
-
-/**
- * A port on 127.0.0.1 that was free a moment ago, for servers whose address must be known
- * before they start (their configs and links name it).
- *
- * @returns the port
- */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /**

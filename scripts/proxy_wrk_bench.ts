@@ -35,6 +35,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { freePort } from "../tests/_harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -79,13 +80,6 @@ function which(cmd: string): string | undefined {
     } catch { /* next */ }
   }
   return undefined;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function waitFor(port: number): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * Test harness helpers shared by every member's tests: where the shared vectors are, and
- * whether a service the test needs is installed.
+ * Test harness helpers shared by every member's tests: where the shared vectors are, whether
+ * a service the test needs is installed, and loopback ports for listeners named in advance.
  *
  * Outside CI a missing dependency skips the test with a visible message; with `CI=true`
  * (where `.ci/run` installed everything) it fails the test instead.
@@ -80,4 +80,51 @@ export function ignoreWithout(name: string, hint = `apt-get install ${name}`): b
   if (IN_CI) throw new Error(`CI=true but \`${name}\` is not installed (${hint})`);
   announce(`tests needing ${name}`, `\`${name}\` is not installed (${hint})`);
   return true;
+}
+
+const DEFAULT_EPHEMERAL_LOW = 32768;
+const LOWEST_PORT = 10000;
+const handedOut = new Set<number>();
+
+/** The lowest port the kernel hands out for `port: 0` and outgoing connections. */
+function ephemeralLow(): number {
+  const path = "/proc/sys/net/ipv4/ip_local_port_range";
+  try {
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
+      return DEFAULT_EPHEMERAL_LOW;
+    }
+    const low = Number(Deno.readTextFileSync(path).trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > LOWEST_PORT + 1000 ? low : DEFAULT_EPHEMERAL_LOW;
+  } catch {
+    return DEFAULT_EPHEMERAL_LOW;
+  }
+}
+
+/**
+ * A loopback port that is free now, for a listener that must be named before it starts (a
+ * config file, a restart that keeps its port).
+ *
+ * It is chosen at random below the kernel's ephemeral range: a port taken from that range (by
+ * listening on port 0) can be handed to an outgoing connection, or to another listener, in the
+ * moment before its real user binds it. No port is handed out twice in one process.
+ *
+ * @returns the port
+ */
+export function freePort(): number {
+  const low = ephemeralLow();
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const port = LOWEST_PORT + Math.floor(Math.random() * (low - LOWEST_PORT));
+    if (handedOut.has(port)) continue;
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ hostname: "127.0.0.1", port });
+    } catch (e) {
+      if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.PermissionDenied) continue;
+      throw e;
+    }
+    listener.close();
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free loopback port found between ${LOWEST_PORT} and ${low}`);
 }

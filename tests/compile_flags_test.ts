@@ -18,6 +18,7 @@ import {
   runtimeFlags,
   TARGETS,
 } from "../scripts/_compile_targets.ts";
+import { freePort } from "./_harness.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const IN_CI = Deno.env.get("CI") === "true";
@@ -65,13 +66,6 @@ async function run(
     stdout: new TextDecoder().decode(out.stdout),
     stderr: new TextDecoder().decode(out.stderr),
   };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {

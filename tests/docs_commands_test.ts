@@ -18,6 +18,7 @@
  * command did not run at all.
  */
 import assert from "node:assert/strict";
+import { freePort } from "./_harness.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -121,13 +122,6 @@ async function docs(): Promise<string[]> {
     a,
     b,
   ) => (a === "docs/quickstart.md" ? -1 : b === "docs/quickstart.md" ? 1 : a.localeCompare(b)));
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** A scratch copy of the checkout: links to its entries, a home, a bin with `infraveil`. */
