@@ -553,7 +553,9 @@ Deno.test("proxy closes a Slowloris connection within the header timeout", async
     }
     await reader;
     const elapsed = closedAt - t0;
-    assert.ok(elapsed >= 250 && elapsed < 1000, `closed after ${elapsed} ms`);
+    // Bytes kept trickling for 2 s: a timeout that each byte restarted would not have fired.
+    // The upper bound leaves a loaded machine's timers room without losing that.
+    assert.ok(elapsed >= 250 && elapsed < 1800, `closed after ${elapsed} ms`);
     const f = px.proxy.findings.query()[0];
     assert.equal(f.ruleId, "proxy-header-timeout");
     assert.equal(be.seen.length, 0);
