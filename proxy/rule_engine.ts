@@ -1,6 +1,7 @@
 /**
  * The rule-engine seam: the proxy hands every request to each configured {@linkcode RuleEngine}
- * and acts on the verdicts (block, or record only in monitor mode). The built-in baseline rules
+ * and acts on the verdicts (block, or record only in monitor mode); an engine that inspects
+ * responses too gets the response of each request it allowed. The built-in baseline rules
  * and the OWASP CRS engine both implement this interface.
  *
  * This module holds types only; it must never import proxy internals, so that engines can be
@@ -29,7 +30,7 @@ export interface RuleRequest {
 export interface RuleMatch {
   /** Rule identifier, e.g. "942100" or "baseline-path-traversal". */
   ruleId: string;
-  /** sqli, xss, lfi, rfi, rce, php, java, scanner, protocol, session, generic, … */
+  /** sqli, xss, lfi, rfi, rce, php, java, scanner, protocol, session, generic, disclosure, … */
   category: string;
   /** How serious the match is. */
   severity: "critical" | "error" | "warning" | "notice";
@@ -39,6 +40,29 @@ export interface RuleMatch {
   matched?: string;
   /** CRS paranoia level of the rule, when it has one. */
   paranoia?: number;
+}
+
+/** One response as a rule engine sees it: the backend's answer to a request it allowed. */
+export interface RuleResponse {
+  /** Status code, e.g. 200. */
+  status: number;
+  /** "HTTP/1.1" etc. */
+  protocol: string;
+  /** Header lines in arrival order, names as received. */
+  headers: [string, string][];
+  /**
+   * The body, or its first {@linkcode ResponseBodyAccess.maxBytes}, when the engine asked for
+   * bodies of this media type; undefined otherwise.
+   */
+  body?: Uint8Array;
+}
+
+/** Which response bodies an engine wants to see. */
+export interface ResponseBodyAccess {
+  /** Media types (lowercase, without parameters) whose bodies are buffered for inspection. */
+  mediaTypes: readonly string[];
+  /** How much of a body is inspected; the rest passes uninspected. */
+  maxBytes: number;
 }
 
 /** An engine's decision on one request. */
@@ -51,6 +75,11 @@ export interface RuleVerdict {
   matches: RuleMatch[];
   /** Anomaly score when the engine scores. */
   score?: number;
+  /**
+   * Present when the engine also inspects the response to this request (allowed requests
+   * only): call it once with the response before any of it reaches the client.
+   */
+  response?: (res: RuleResponse) => RuleVerdict;
 }
 
 /** A pluggable request inspector. */
@@ -61,6 +90,8 @@ export interface RuleEngine {
   readonly inspectsBody: boolean;
   /** Largest body the engine will inspect. */
   readonly maxBodyBytes?: number;
+  /** Response bodies the engine inspects, when it inspects any (see `RuleVerdict.response`). */
+  readonly responseBody?: ResponseBodyAccess;
   /** Inspects one request. */
   evaluate(req: RuleRequest): RuleVerdict | Promise<RuleVerdict>;
 }

@@ -98,6 +98,39 @@ export function parseUrlEncoded(s: string): [string, string][] {
   return out;
 }
 
+/**
+ * Adds a response's status line and headers (phase 3) to a transaction's variables:
+ * RESPONSE_STATUS, RESPONSE_PROTOCOL, STATUS_LINE, RESPONSE_HEADERS(_NAMES),
+ * RESPONSE_CONTENT_TYPE and RESPONSE_CONTENT_LENGTH.
+ *
+ * @param data The request's variables.
+ * @param status The response status.
+ * @param protocol "HTTP/1.1" etc.
+ * @param headers Header lines in arrival order, names as received.
+ */
+export function addResponseHead(
+  data: RequestData,
+  status: number,
+  protocol: string,
+  headers: [string, string][],
+): void {
+  const sc = data.scalars;
+  sc.set("RESPONSE_STATUS", String(status));
+  sc.set("RESPONSE_PROTOCOL", protocol);
+  sc.set("STATUS_LINE", `${protocol} ${status}`);
+  data.collections.set("RESPONSE_HEADERS", []);
+  data.collections.set("RESPONSE_HEADERS_NAMES", []);
+  data.index.delete("RESPONSE_HEADERS");
+  data.index.delete("RESPONSE_HEADERS_NAMES");
+  for (const [name, value] of headers) {
+    push(data, "RESPONSE_HEADERS", name, value, valueCacheOf(value));
+    push(data, "RESPONSE_HEADERS_NAMES", name, name, valueCacheOf(name));
+    const lower = name.toLowerCase();
+    if (lower === "content-type") sc.set("RESPONSE_CONTENT_TYPE", value);
+    else if (lower === "content-length") sc.set("RESPONSE_CONTENT_LENGTH", value);
+  }
+}
+
 /** Builds the request-line and header collections (phase 1). */
 export function buildRequestData(
   method: string,

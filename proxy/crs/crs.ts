@@ -4,9 +4,16 @@
  *
  * @module
  */
-import type { RuleEngine, RuleRequest, RuleVerdict } from "../rule_engine.ts";
+import type { RuleEngine, RuleRequest, RuleResponse, RuleVerdict } from "../rule_engine.ts";
 import { CrsError } from "./_errors.ts";
-import { compileRules, type RuleSet, runTransaction, type TxResult, verdictOf } from "./engine.ts";
+import {
+  compileRules,
+  type RuleSet,
+  runResponse,
+  runTransaction,
+  type TxResult,
+  verdictOf,
+} from "./engine.ts";
 import { parseSecLang } from "./parser.ts";
 
 /** Reads a text file; `listDir` lists the names in a directory. */
@@ -41,6 +48,14 @@ export interface LoadCrsOptions {
   libinjection?: boolean;
   /** False runs every operator on every value, without the literal prefilter (default true). */
   prefilter?: boolean;
+  /**
+   * False leaves responses alone: the response phases (3 and 4: RESPONSE-95x data-leakage
+   * rules, outbound blocking) do not run (default true). Which response bodies are inspected
+   * follows SecResponseBodyAccess, SecResponseBodyMimeType and SecResponseBodyLimit in the
+   * loaded files, else ModSecurity's recommended settings: text/plain, text/html and text/xml,
+   * the first 512 KiB.
+   */
+  responses?: boolean;
   /** Injected file access. */
   files: CrsFileAccess;
 }
@@ -51,6 +66,11 @@ export interface CrsEngine extends RuleEngine {
   readonly ruleCount: number;
   /** Evaluates and returns every detail of the transaction. */
   inspect(req: RuleRequest): TxResult;
+  /**
+   * Evaluates the response phases of the transaction `inspect` returned (once per
+   * transaction), with the logging phase when `logging` is set; every detail of them.
+   */
+  inspectResponse(request: TxResult, res: RuleResponse, logging?: boolean): TxResult;
   /** Inspects one request (synchronously). */
   evaluate(req: RuleRequest): RuleVerdict;
   /** Paranoia level of a rule id (undefined for rules without a level tag). */
@@ -146,15 +166,26 @@ export function loadCrs(options: LoadCrsOptions): CrsEngine {
       uniqueId: `${Date.now().toString(36)}${counter.toString(16).padStart(8, "0")}`,
     });
   };
+  const responses = (options.responses ?? true) &&
+    (rules.phases[3].some((e) => e.rule) || rules.phases[4].some((e) => e.rule));
+  const inspectResponse = (request: TxResult, res: RuleResponse, logging = false): TxResult =>
+    runResponse(rules, request, res, { stopOnDeny: block, logging });
   return {
     name: "crs",
     inspectsBody: true,
     maxBodyBytes,
+    ...(responses && rules.responseBody ? { responseBody: rules.responseBody } : {}),
     ruleCount: rules.ruleCount,
     inspect,
+    inspectResponse,
     paranoiaOf: (id) => rules.paranoiaById.get(id),
     evaluate(req: RuleRequest): RuleVerdict {
-      return verdictOf(inspect(req), block);
+      const request = inspect(req);
+      const verdict = verdictOf(request, block);
+      if (responses && verdict.action === "allow") {
+        verdict.response = (res) => verdictOf(inspectResponse(request, res), block, true);
+      }
+      return verdict;
     },
   };
 }

@@ -41,6 +41,12 @@ Deno.test({
     ) {
       assert.ok(pl1(`REQUEST-${f}`) >= 0.9, `${f} PL1 ${pl1(`REQUEST-${f}`)}`);
     }
+    // The response rules (data leakage, web shells, outbound blocking, reporting) score on the
+    // backend's answers, like go-ftw's albedo gives them.
+    for (const f of Object.keys(s.files).filter((f) => f.startsWith("RESPONSE-"))) {
+      const t = s.files[f].paranoia["1"];
+      assert.ok(t && t.passed / t.tests >= 0.9, `${f} PL1 ${t?.passed}/${t?.tests}`);
+    }
     const all1 = s.paranoia["1"];
     assert.ok(all1.passed / all1.tests >= 0.75, `all PL1 ${all1.passed}/${all1.tests}`);
     assert.ok(

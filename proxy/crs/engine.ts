@@ -7,13 +7,14 @@
  *
  * @module
  */
-import type { RuleMatch, RuleRequest, RuleVerdict } from "../rule_engine.ts";
+import type { RuleMatch, RuleRequest, RuleResponse, RuleVerdict } from "../rule_engine.ts";
 import { CrsError } from "./_errors.ts";
 import { compileOperator, type Operator } from "./_operators.ts";
 import { hasKeyPrefix, keyPrefixOf } from "./_keys.ts";
 import { compileRegex } from "./_regex.ts";
 import { buildGroupScanner, type GroupScanner, requiredLiterals } from "./_prefilter.ts";
 import {
+  addResponseHead,
   bodyProcessorFor,
   buildRequestData,
   latin1,
@@ -174,6 +175,12 @@ export interface RuleSet {
   ruleCount: number;
   /** SecRuleEngine setting. */
   ruleEngine: "On" | "Off" | "DetectionOnly";
+  /**
+   * Response bodies the rules see (SecResponseBodyAccess, SecResponseBodyMimeType,
+   * SecResponseBodyLimit; ModSecurity's recommended settings unless the directives say
+   * otherwise), or null when SecResponseBodyAccess is Off.
+   */
+  responseBody: { mediaTypes: string[]; maxBytes: number } | null;
   /** Paranoia level (from its `paranoia-level/N` tag) of every rule id, kept or pruned. */
   paranoiaById: Map<number, number>;
   /** Numbers of slots of the per-request caches. */
@@ -185,6 +192,9 @@ export interface RuleSet {
 }
 
 const PHASE_NAMES: Record<string, number> = { request: 2, response: 4, logging: 5 };
+
+/** SecResponseBodyMimeType of ModSecurity's modsecurity.conf-recommended. */
+const RECOMMENDED_RESPONSE_TYPES = ["text/plain", "text/html", "text/xml"];
 
 const SCALARS = new Set([
   "REQUEST_METHOD",
@@ -214,6 +224,8 @@ const SCALARS = new Set([
   "RESPONSE_STATUS",
   "RESPONSE_BODY",
   "RESPONSE_PROTOCOL",
+  "RESPONSE_CONTENT_TYPE",
+  "RESPONSE_CONTENT_LENGTH",
   "DURATION",
   "TIME",
   "TIME_EPOCH",
@@ -344,6 +356,11 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
   let chainTail: Rule | undefined;
   let chainHead: Rule | undefined;
   let ruleEngine: RuleSet["ruleEngine"] = "On";
+  // ModSecurity's modsecurity.conf-recommended, which CRS's response rules assume.
+  let responseBodyAccess = true;
+  let mediaTypes = [...RECOMMENDED_RESPONSE_TYPES];
+  let mediaTypesSet = false;
+  let responseBodyLimit = 512 * 1024;
   const paranoiaById = new Map<number, number>();
   const byId = (id: number): Rule[] =>
     entries.filter((e) => e.rule && e.rule.id === id).map((e) => e.rule!);
@@ -478,16 +495,44 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
           ? "DetectionOnly"
           : "On";
         break;
+      case "secresponsebodyaccess":
+        need(1);
+        if (!/^(on|off)$/i.test(d.args[0])) {
+          throw new CrsError("BAD_RULE", `${where}: SecResponseBodyAccess takes On or Off`);
+        }
+        responseBodyAccess = d.args[0].toLowerCase() === "on";
+        break;
+      case "secresponsebodymimetype": {
+        need(1);
+        // The first one replaces the recommended list; later ones add to it.
+        const types = d.args[0].toLowerCase().split(/\s+/).filter((x) => x !== "");
+        mediaTypes = mediaTypesSet ? [...mediaTypes, ...types] : types;
+        mediaTypesSet = true;
+        break;
+      }
+      case "secresponsebodymimetypesclear":
+        mediaTypes = [];
+        mediaTypesSet = true;
+        break;
+      case "secresponsebodylimit": {
+        need(1);
+        const n = Number(d.args[0]);
+        if (!Number.isInteger(n) || n <= 0) {
+          throw new CrsError(
+            "BAD_RULE",
+            `${where}: SecResponseBodyLimit takes a positive number of bytes, got "${d.args[0]}"`,
+          );
+        }
+        responseBodyLimit = n;
+        break;
+      }
       case "seccomponentsignature":
       case "secrequestbodyaccess":
-      case "secresponsebodyaccess":
       case "secrequestbodylimit":
       case "secrequestbodynofileslimit":
       case "secrequestbodylimitaction":
       case "secrequestbodyinmemorylimit":
-      case "secresponsebodylimit":
       case "secresponsebodylimitaction":
-      case "secresponsebodymimetype":
       case "secpcrematchlimit":
       case "secpcrematchlimitrecursion":
       case "secargumentseparator":
@@ -554,6 +599,7 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
     phases,
     ruleCount,
     ruleEngine,
+    responseBody: responseBodyAccess ? { mediaTypes, maxBytes: responseBodyLimit } : null,
     paranoiaById,
     ...finishRules(entries, phases, options.prefilter ?? true),
   };
@@ -674,7 +720,7 @@ function finishRules(
       r.pfWord = 0;
       r.pfBit = 0;
       r.pfExact = false;
-      if (r.phase <= 2 && prefilter) {
+      if (r.phase <= 4 && prefilter) {
         let lits: string[] | undefined;
         if (r.op.phrases) {
           lits = r.op.phrases;
@@ -1724,6 +1770,7 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
   t.bodyProcessor = bodyProcessorFor(ctHeader);
   const result: TxResult = { matched: [], tx: t.tx };
   if (rules.ruleEngine === "Off") return result;
+  TRANSACTIONS.set(result, t);
   for (let phase = 1; phase <= 2; phase++) {
     if (phase === 2) {
       parseBody(
@@ -1738,6 +1785,60 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
     const stop = runPhase(t, rules.phases[phase], result, options.stopOnDeny && !t.detectionOnly);
     if (stop || t.engineOff) break;
   }
+  return result;
+}
+
+/** The transaction each request result of runTransaction() continues in (for the response). */
+const TRANSACTIONS = new WeakMap<TxResult, Tx>();
+
+/** Options of {@linkcode runResponse}. */
+export interface ResponseRunOptions {
+  /** Stop at the first deny/drop (blocking mode) or record everything (monitor). */
+  stopOnDeny: boolean;
+  /** Also run the logging phase (5) at the end, as ModSecurity does for every transaction. */
+  logging?: boolean;
+}
+
+/**
+ * Evaluates the response phases (3: status and headers, 4: body) of the transaction a request
+ * began, against that request's response, and with `logging` the logging phase (5). The TX
+ * collection and every other variable carry over from the request phases. A transaction takes
+ * one response: a second call, or a result that did not come from {@linkcode runTransaction}
+ * on this rule set with the engine on, evaluates nothing.
+ *
+ * @param rules The compiled rule set the request was evaluated with.
+ * @param request What {@linkcode runTransaction} returned for the request.
+ * @param res The response; `body` when the rule set's {@linkcode RuleSet.responseBody} covers it.
+ * @param options Blocking behaviour and the logging phase.
+ * @returns The rules matched in these phases (and the interruption, if any) and the final TX.
+ */
+export function runResponse(
+  rules: RuleSet,
+  request: TxResult,
+  res: RuleResponse,
+  options: ResponseRunOptions,
+): TxResult {
+  const t = TRANSACTIONS.get(request);
+  const result: TxResult = { matched: [], tx: request.tx };
+  if (t === undefined) return result;
+  TRANSACTIONS.delete(request);
+  const stopOnDeny = options.stopOnDeny && !t.detectionOnly;
+  if (!t.engineOff) {
+    addResponseHead(t.data, res.status, res.protocol, res.headers);
+    t.resetVariables();
+    const stop = runPhase(t, rules.phases[3], result, stopOnDeny);
+    if (!stop && !t.engineOff) {
+      if (res.body !== undefined && rules.responseBody !== null) {
+        const body = res.body.length > rules.responseBody.maxBytes
+          ? res.body.subarray(0, rules.responseBody.maxBytes)
+          : res.body;
+        t.data.scalars.set("RESPONSE_BODY", latin1(body));
+        t.resetVariables();
+      }
+      runPhase(t, rules.phases[4], result, stopOnDeny);
+    }
+  }
+  if (options.logging) runPhase(t, rules.phases[5], result, false);
   return result;
 }
 
@@ -1823,6 +1924,7 @@ const CATEGORIES: [RegExp, string][] = [
   [/^attack-session-fixation$/, "session"],
   [/^attack-(protocol|multipart-header)$/, "protocol"],
   [/^attack-generic$/, "generic"],
+  [/^attack-disclosure$/, "disclosure"],
 ];
 
 function categoryOf(r: Rule): string {
@@ -1831,13 +1933,22 @@ function categoryOf(r: Rule): string {
   return "protocol";
 }
 
-/** Evaluates to a {@linkcode RuleVerdict}. */
-export function verdictOf(res: TxResult, block: boolean): RuleVerdict {
+/**
+ * Evaluates to a {@linkcode RuleVerdict}.
+ *
+ * @param res The request's (or, with `outbound`, the response's) result.
+ * @param block Whether an interruption blocks (block mode) or is only reported.
+ * @param outbound Whether `res` is a response's: its score is the outbound anomaly score.
+ * @returns The verdict.
+ */
+export function verdictOf(res: TxResult, block: boolean, outbound = false): RuleVerdict {
   const matches = res.matched
     .filter((m) => m.rule.log && m.rule.id !== 0)
     .map((m) => toRuleMatch(m));
   const score = parseInt(
-    res.tx.get("blocking_inbound_anomaly_score") ?? res.tx.get("anomaly_score") ?? "0",
+    (outbound
+      ? res.tx.get("blocking_outbound_anomaly_score")
+      : res.tx.get("blocking_inbound_anomaly_score") ?? res.tx.get("anomaly_score")) ?? "0",
     10,
   ) || 0;
   if (block && res.interrupted) {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { RuleRequest } from "../rule_engine.ts";
+import type { RuleRequest, RuleResponse } from "../rule_engine.ts";
 import { type CrsEngine, loadCrs } from "./crs.ts";
 import { denoFiles } from "./_io.ts";
 
@@ -94,6 +94,17 @@ export const BENCH_REQUESTS: Record<string, RuleRequest> = {
 
 let engine: CrsEngine | undefined;
 
+/** CRS at PL1 in block mode, loaded on first use (benches that are filtered out load nothing). */
+function crs(): CrsEngine {
+  return engine ??= loadCrs({
+    setupFile: `${root}crs-setup.conf.example`,
+    rulesDir: `${root}rules`,
+    paranoia: 1,
+    mode: "block",
+    files: denoFiles,
+  });
+}
+
 for (const [name, req] of Object.entries(BENCH_REQUESTS)) {
   Deno.bench({
     name: `evaluate() PL1 block: ${name}`,
@@ -101,15 +112,46 @@ for (const [name, req] of Object.entries(BENCH_REQUESTS)) {
     baseline: name === "wrk",
     ignore: !present,
     fn() {
-      engine ??= loadCrs({
-        setupFile: `${root}crs-setup.conf.example`,
-        rulesDir: `${root}rules`,
-        paranoia: 1,
-        mode: "block",
-        files: denoFiles,
-      });
-      const v = engine.evaluate(req);
+      const v = crs().evaluate(req);
       if (v.action !== "allow") throw new Error(`${name} was blocked`);
+    },
+  });
+}
+
+/** What the bench's nginx backend answers, and an HTML page of 100 KB. */
+const RESPONSES: Record<string, RuleResponse> = {
+  "3-byte text/plain": {
+    status: 200,
+    protocol: "HTTP/1.1",
+    headers: [
+      ["Server", "nginx/1.22.1"],
+      ["Date", "Wed, 25 Nov 2026 03:53:10 GMT"],
+      ["Content-Type", "text/plain"],
+      ["Content-Length", "3"],
+    ],
+    body: enc.encode("ok\n"),
+  },
+  "100 KB text/html": {
+    status: 200,
+    protocol: "HTTP/1.1",
+    headers: [["Content-Type", "text/html; charset=utf-8"], ["Content-Length", "102400"]],
+    body: enc.encode(
+      "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p>\n".repeat(1600),
+    ),
+  },
+};
+
+for (const [name, res] of Object.entries(RESPONSES)) {
+  Deno.bench({
+    name: `response phases PL1 block, after the wrk request: ${name}`,
+    group: "response",
+    ignore: !present,
+    fn(b) {
+      const v = crs().evaluate(BENCH_REQUESTS.wrk);
+      b.start();
+      const out = v.response!(res);
+      b.end();
+      if (out.action !== "allow") throw new Error(`${name} was blocked`);
     },
   });
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import type { RuleRequest } from "../rule_engine.ts";
+import type { RuleRequest, RuleResponse } from "../rule_engine.ts";
 import { CrsError } from "./_errors.ts";
 import { latin1 } from "./_request.ts";
 import type { CrsEngine } from "./crs.ts";
@@ -148,6 +148,101 @@ function parseRawRequest(raw: string): RuleRequest | undefined {
   return { method: m[1], target: m[2], protocol: m[3], headers, remoteAddr: "127.0.0.1", body };
 }
 
+const HTML_SIGNATURES = [
+  "<!doctype html",
+  "<html",
+  "<head",
+  "<script",
+  "<iframe",
+  "<h1",
+  "<div",
+  "<font",
+  "<table",
+  "<a",
+  "<style",
+  "<title",
+  "<b",
+  "<body",
+  "<br",
+  "<p",
+  "<!--",
+];
+
+/**
+ * The media type a Go web server gives a body sent without a Content-Type (the part of
+ * `http.DetectContentType` that text bodies reach): HTML by its opening tags, XML, plain text,
+ * or binary.
+ *
+ * @param body The body.
+ * @returns The Content-Type value.
+ */
+export function sniffContentType(body: Uint8Array): string {
+  let i = 0;
+  while (i < body.length && (body[i] === 0x20 || (body[i] >= 0x09 && body[i] <= 0x0d))) i++;
+  const head = latin1(body.subarray(i, i + 16)).toLowerCase();
+  for (const sig of HTML_SIGNATURES) {
+    if (!head.startsWith(sig)) continue;
+    const next = head.charCodeAt(sig.length);
+    if (next === 0x20 || next === 0x3e) return "text/html; charset=utf-8";
+  }
+  if (head.startsWith("<?xml")) return "text/xml; charset=utf-8";
+  for (let k = 0; k < Math.min(body.length, 512); k++) {
+    const c = body[k];
+    if (c <= 0x08 || c === 0x0b || (c >= 0x0e && c <= 0x1a) || (c >= 0x1c && c <= 0x1f)) {
+      return "application/octet-stream";
+    }
+  }
+  return "text/plain; charset=utf-8";
+}
+
+/**
+ * The response the CRS regression tests' backend (albedo) gives a request: `POST /reflect`
+ * answers as its JSON body specifies (`status`, `headers`, `body` or base64 `encodedBody`),
+ * any other request gets 200 without a body.
+ *
+ * @param req The request (as the web server received it).
+ * @returns The response.
+ */
+export function albedoResponse(req: RuleRequest): RuleResponse {
+  const empty: RuleResponse = {
+    status: 200,
+    protocol: "HTTP/1.1",
+    headers: [["Content-Length", "0"]],
+    body: new Uint8Array(),
+  };
+  const path = req.target.replace(/[?#].*$/, "");
+  if (req.method !== "POST" || path !== "/reflect" || !req.body) return empty;
+  let spec: { status?: unknown; headers?: unknown; body?: unknown; encodedBody?: unknown };
+  try {
+    spec = JSON.parse(new TextDecoder().decode(req.body));
+  } catch {
+    return { ...empty, status: 400 };
+  }
+  if (spec === null || typeof spec !== "object") return { ...empty, status: 400 };
+  let body = new Uint8Array();
+  if (typeof spec.encodedBody === "string" && spec.encodedBody !== "") {
+    try {
+      body = Uint8Array.from(atob(spec.encodedBody), (c) => c.charCodeAt(0));
+    } catch {
+      return { ...empty, status: 400 };
+    }
+  } else if (typeof spec.body === "string") body = new TextEncoder().encode(spec.body);
+  const headers: [string, string][] = [];
+  if (spec.headers !== null && typeof spec.headers === "object") {
+    for (const [k, v] of Object.entries(spec.headers as Record<string, unknown>)) {
+      headers.push([k, String(v)]);
+    }
+  }
+  if (body.length > 0 && !headers.some(([n]) => n.toLowerCase() === "content-type")) {
+    headers.push(["Content-Type", sniffContentType(body)]);
+  }
+  headers.push(["Content-Length", String(body.length)]);
+  const status = typeof spec.status === "number" && spec.status >= 100 && spec.status <= 599
+    ? spec.status
+    : 200;
+  return { status, protocol: "HTTP/1.1", headers, body };
+}
+
 /** What running one stage produced. */
 export interface StageOutcome {
   /** Ids of every rule that fired. */
@@ -284,7 +379,9 @@ export function summarise(results: TestResult[], paranoiaOf: (id: number) => num
 }
 
 /**
- * A stage runner that evaluates requests in-process on an engine (monitor mode recommended).
+ * A stage runner that evaluates requests in-process on an engine (monitor mode recommended):
+ * the request phases, then the response phases on the answer of the regression tests' backend
+ * ({@linkcode albedoResponse}) and the logging phase, as one transaction.
  *
  * @param engine The engine.
  * @returns The runner.
@@ -293,10 +390,13 @@ export function engineRunner(engine: CrsEngine): StageRunner {
   return (input) => {
     const req = stageRequest(input);
     if (!req) return Promise.resolve(undefined);
-    const res = engine.inspect(req);
-    const fired = new Set(res.matched.map((m) => m.rule.id).filter((id) => id !== 0));
-    const log = res.matched.filter((m) => m.log !== "").map((m) => m.log).join("\n");
-    return Promise.resolve({ fired, log, status: res.interrupted ? res.interrupted.status : 200 });
+    const request = engine.inspect(req);
+    const response = engine.inspectResponse(request, albedoResponse(req), true);
+    const matched = [...request.matched, ...response.matched];
+    const fired = new Set(matched.map((m) => m.rule.id).filter((id) => id !== 0));
+    const log = matched.filter((m) => m.log !== "").map((m) => m.log).join("\n");
+    const interrupted = request.interrupted ?? response.interrupted;
+    return Promise.resolve({ fired, log, status: interrupted ? interrupted.status : 200 });
   };
 }
 
