@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ByteWriter, hexInto, hexOf, latin1Encode, utf8Encode } from "./_bytes.ts";
+import { ByteWriter, concatBytes, hexInto, hexOf, latin1Encode, utf8Encode } from "./_bytes.ts";
 import { BufferedConn, Sweeper } from "./_conn.ts";
 import {
   type BodySource,
@@ -51,7 +51,13 @@ import { type Finding, FindingStore, type Redaction, scrub, summarizeRequest } f
 import { forwardingHeaders, HOP_BY_HOP, resolveClient } from "./forwarding.ts";
 import { IpSet } from "./ip.ts";
 import { RateLimiter } from "./rate_limit.ts";
-import type { RuleEngine, RuleMatch, RuleRequest, RuleVerdict } from "./rule_engine.ts";
+import type {
+  RuleEngine,
+  RuleMatch,
+  RuleRequest,
+  RuleResponse,
+  RuleVerdict,
+} from "./rule_engine.ts";
 import {
   formatTraceParent,
   IdSource,
@@ -169,6 +175,13 @@ const UNSAMPLED_END = latin1Encode("-00\r\n");
 /** The rule and finding ids of an exchange that has none (shared; replaced, never mutated). */
 const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
 
+/** An engine's inspection of the response to a request it allowed. */
+interface ResponseCheck {
+  engine: RuleEngine;
+  check: (res: RuleResponse) => RuleVerdict;
+}
+const NO_CHECKS: ResponseCheck[] = Object.freeze([]) as unknown as ResponseCheck[];
+
 /** `#headBegin` / `#headMore`: the head is not complete yet. */
 const MORE = -2;
 
@@ -235,6 +248,8 @@ interface Exchange {
   ruleIds: string[];
   findingIds: string[];
   redaction: Redaction | undefined;
+  /** The engines that inspect this request's response. */
+  responseChecks: ResponseCheck[];
 }
 
 /** A request body from the client: 100-continue, deadline refresh and size limit. */
@@ -288,17 +303,19 @@ class BodySender {
 /** A body read partly into memory (for rule engines) then streamed. */
 class BufferedThenStream implements BodySource {
   readonly #prefix: Uint8Array[];
-  readonly #rest: ClientBody;
-  constructor(prefix: Uint8Array[], rest: ClientBody) {
+  readonly #rest: BodySource | null;
+  /** `rest` null: the prefix is the whole body. */
+  constructor(prefix: Uint8Array[], rest: BodySource | null) {
     this.#prefix = prefix;
     this.#rest = rest;
   }
   get bytes(): number {
-    return this.#rest.bytes;
+    return this.#rest === null ? 0 : this.#rest.bytes;
   }
   read(): Promise<Uint8Array | null> {
     const p = this.#prefix.shift();
-    return p ? Promise.resolve(p) : this.#rest.read();
+    if (p) return Promise.resolve(p);
+    return this.#rest === null ? Promise.resolve(null) : this.#rest.read();
   }
 }
 
@@ -738,6 +755,7 @@ class ProxyServer implements Proxy {
       ruleIds: NO_IDS,
       findingIds: NO_IDS,
       redaction: undefined,
+      responseChecks: NO_CHECKS,
     };
   }
 
@@ -984,12 +1002,7 @@ class ProxyServer implements Proxy {
           prefix.push(c.slice());
           have += c.length;
         }
-        const all = new Uint8Array(have);
-        let o = 0;
-        for (const p of prefix) {
-          all.set(p, o);
-          o += p.length;
-        }
+        const all = concatBytes(prefix);
         rr.body = all;
         if (body.done) fixed = all;
         else source = new BufferedThenStream(prefix, body);
@@ -1206,19 +1219,60 @@ class ProxyServer implements Proxy {
         this.#onError(err);
         continue;
       }
-      if (verdict.matches.length === 0 && verdict.action !== "block") continue;
-      const blocking = verdict.action === "block" && this.#cfg.mode === "block";
-      const status = verdict.status ?? 403;
-      if (blocking && blockStatus === undefined) blockStatus = status;
-      let n = 0;
-      for (const m of verdict.matches) {
-        if (ex.ruleIds === NO_IDS) ex.ruleIds = [];
-        ex.ruleIds.push(m.ruleId);
-        if (n++ < 16) this.#ruleFinding(ex, engine.name, m, blocking, status, verdict.score);
+      if (verdict.response !== undefined) {
+        if (ex.responseChecks === NO_CHECKS) ex.responseChecks = [];
+        ex.responseChecks.push({ engine, check: verdict.response });
       }
-      if (ex.decision === "allowed") ex.decision = "detected";
+      const status = this.#applyVerdict(ex, engine, verdict);
+      if (status !== undefined && blockStatus === undefined) blockStatus = status;
     }
     return blockStatus;
+  }
+
+  /**
+   * Runs the response checks of the request's engines (each sees the body when its
+   * `responseBody` covers the media type). Returns the status to answer with instead of the
+   * response when one blocks.
+   */
+  #runResponseRules(ex: Exchange, res: RuleResponse, mediaType: string): number | undefined {
+    let blockStatus: number | undefined;
+    const checks = ex.responseChecks;
+    ex.responseChecks = NO_CHECKS;
+    for (const { engine, check } of checks) {
+      let verdict: RuleVerdict;
+      try {
+        const access = engine.responseBody;
+        const body = res.body === undefined || access === undefined ||
+            !access.mediaTypes.includes(mediaType)
+          ? undefined
+          : res.body.length > access.maxBytes
+          ? res.body.subarray(0, access.maxBytes)
+          : res.body;
+        verdict = check(body === res.body ? res : { ...res, body });
+      } catch (err) {
+        this.#ruleErrors++;
+        this.#onError(err);
+        continue;
+      }
+      const status = this.#applyVerdict(ex, engine, verdict);
+      if (status !== undefined && blockStatus === undefined) blockStatus = status;
+    }
+    return blockStatus;
+  }
+
+  /** Records a verdict's matches as findings; returns the status when it blocks. */
+  #applyVerdict(ex: Exchange, engine: RuleEngine, verdict: RuleVerdict): number | undefined {
+    if (verdict.matches.length === 0 && verdict.action !== "block") return undefined;
+    const blocking = verdict.action === "block" && this.#cfg.mode === "block";
+    const status = verdict.status ?? 403;
+    let n = 0;
+    for (const m of verdict.matches) {
+      if (ex.ruleIds === NO_IDS) ex.ruleIds = [];
+      ex.ruleIds.push(m.ruleId);
+      if (n++ < 16) this.#ruleFinding(ex, engine.name, m, blocking, status, verdict.score);
+    }
+    if (ex.decision === "allowed") ex.decision = "detected";
+    return blocking ? status : undefined;
   }
 
   #ruleFinding(
@@ -1480,16 +1534,8 @@ class ProxyServer implements Proxy {
         }
         res = this.#responseHeadAt(up, end);
       } catch (err) {
-        const expired = up.expired;
-        pool.discard(up);
-        return await this.#upstreamFailed(
-          bc,
-          ex,
-          head,
-          body,
-          expired ? 504 : 502,
-          (err as Error).message,
-        );
+        const why = (err as Error).message;
+        return await this.#upstreamLost(bc, ex, head, body, up, why, why);
       }
     }
 
@@ -1510,6 +1556,76 @@ class ProxyServer implements Proxy {
     }
 
     const noBody = head.method === "HEAD" || res.status === 204 || res.status === 304;
+    // Engines that inspect responses see this one before any of it leaves: its head, and the
+    // first bytes of a body of a media type they read, which are then sent on from memory.
+    let inspected: BodySource | null | undefined;
+    let inspectedWhole: Uint8Array | undefined;
+    if (ex.responseChecks !== NO_CHECKS) {
+      // Reading the body reuses the connection's buffer: the head must be a copy.
+      const copy = up.buf.slice(up.start - res.headBytes, up.start);
+      res = parseResponseHead(copy, 0, copy.length);
+      const headers = res.headers;
+      const ct = headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? "";
+      const mediaType = ct.split(";")[0].trim().toLowerCase();
+      let limit = 0;
+      for (const { engine } of ex.responseChecks) {
+        const a = engine.responseBody;
+        if (a !== undefined && a.mediaTypes.includes(mediaType)) {
+          limit = Math.max(limit, a.maxBytes);
+        }
+      }
+      let bodyBytes: Uint8Array | undefined;
+      if (limit > 0 && !noBody) {
+        const rest: BodySource = res.chunked
+          ? new ChunkedBody(up, backendError)
+          : res.contentLength >= 0
+          ? new LengthBody(up, res.contentLength, backendClosedInBody)
+          : new CloseBody(up);
+        const prefix: Uint8Array[] = [];
+        let have = 0;
+        let whole = false;
+        while (have < limit) {
+          up.deadline = sweeper.now + U.responseTimeoutMs;
+          let c: Uint8Array | null;
+          try {
+            c = await rest.read();
+          } catch {
+            const why = "backend closed inside the body";
+            return await this.#upstreamLost(bc, ex, head, body, up, why, "backend body timed out");
+          }
+          if (c === null) {
+            whole = true;
+            break;
+          }
+          prefix.push(c.slice());
+          have += c.length;
+        }
+        bodyBytes = concatBytes(prefix);
+        inspected = new BufferedThenStream(prefix, whole ? null : rest);
+        if (whole) inspectedWhole = bodyBytes;
+      }
+      const blockStatus = this.#runResponseRules(ex, {
+        status: res.status,
+        protocol: `HTTP/1.${res.minor}`,
+        headers,
+        body: bodyBytes,
+      }, mediaType);
+      if (blockStatus !== undefined) {
+        pool.discard(up);
+        this.#blocked++;
+        ex.decision = "blocked";
+        const sent = sender === undefined || sender.done;
+        const keep = sent && (body === null || body.done) && !this.#clientWantsClose(head) &&
+          !this.#closing;
+        await this.#sendSimple(bc, ex, blockStatus, keep);
+        if (sender !== undefined) {
+          // A request body still coming cannot be skipped: the connection ends with it.
+          if (!sent) bc.close();
+          await sender.promise;
+        }
+        return keep;
+      }
+    }
     // How the body reaches the client: "length" as received, or re-framed as chunked, or
     // delimited by closing the connection (HTTP/1.0 clients).
     const framing: "none" | "length" | "chunked" | "close" = noBody
@@ -1532,12 +1648,21 @@ class ProxyServer implements Proxy {
 
     let ok = true;
     try {
-      if (framing === "length" && up.buffered >= res.contentLength) {
+      // An inspected body read whole and small leaves with the head, like a buffered one.
+      const whole = inspectedWhole !== undefined && framing === "length" &&
+        inspectedWhole.length <= COALESCE_BYTES;
+      if (
+        whole ||
+        (inspected === undefined && framing === "length" && up.buffered >= res.contentLength)
+      ) {
         // Whole response buffered: head and body in one write.
-        const n = res.contentLength;
+        const n = whole ? inspectedWhole!.length : res.contentLength;
         if (n <= COALESCE_BYTES) {
-          w.range(up.buf, up.start, up.start + n);
-          up.start += n;
+          if (whole) w.bytes(inspectedWhole!);
+          else {
+            w.range(up.buf, up.start, up.start + n);
+            up.start += n;
+          }
           bc.deadline = sweeper.now + this.#cfg.limits.idleTimeoutMs;
           const out = w.view();
           bc.bytesWritten += out.length;
@@ -1551,14 +1676,19 @@ class ProxyServer implements Proxy {
         ex.responseBytes = n;
       } else {
         // The body source is made only here: a response buffered whole needs none.
-        const src: BodySource | null = noBody
+        const src: BodySource | null = inspected !== undefined
+          ? inspected
+          : noBody
           ? null
           : res.chunked
           ? new ChunkedBody(up, backendError)
           : res.contentLength >= 0
           ? new LengthBody(up, res.contentLength, backendClosedInBody)
           : new CloseBody(up);
-        if (framing === "length" && up.buffered > 0 && up.buffered <= COALESCE_BYTES) {
+        if (
+          inspected === undefined && framing === "length" && up.buffered > 0 &&
+          up.buffered <= COALESCE_BYTES
+        ) {
           // Part of the body is here already: it leaves with the head.
           const c = up.take(up.buffered);
           (src as LengthBody).skip(c.length);
@@ -1697,6 +1827,28 @@ class ProxyServer implements Proxy {
       else if (req.minor === 0) w.bytes(CONNECTION_KEEP_ALIVE);
     }
     w.bytes(CRLF);
+  }
+
+  /** Drops a backend connection that failed or timed out, then answers 502 or 504. */
+  #upstreamLost(
+    bc: BufferedConn,
+    ex: Exchange,
+    head: RequestHead,
+    body: ClientBody | null,
+    up: BufferedConn,
+    why: string,
+    timedOutWhy: string,
+  ): Promise<boolean> {
+    const expired = up.expired;
+    this.#pool!.discard(up);
+    return this.#upstreamFailed(
+      bc,
+      ex,
+      head,
+      body,
+      expired ? 504 : 502,
+      expired ? timedOutWhy : why,
+    );
   }
 
   async #upstreamFailed(
