@@ -40,7 +40,10 @@ SecRequestBodyAccess On
 SecRequestBodyLimit 13107200
 SecRequestBodyNoFilesLimit 131072
 SecRequestBodyLimitAction Reject
-SecResponseBodyAccess Off
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain text/html text/xml
+SecResponseBodyLimit 524288
+SecResponseBodyLimitAction ProcessPartial
 SecTmpDir $WORK
 SecDataDir $WORK
 SecAuditEngine Off
