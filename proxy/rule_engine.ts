@@ -1,7 +1,7 @@
 /**
  * The rule-engine seam: the proxy hands every request to each configured {@linkcode RuleEngine}
  * and acts on the verdicts (block, or record only in monitor mode); an engine that inspects
- * responses too gets the response of each request it allowed. The built-in baseline rules
+ * responses too gets the response of each request that is forwarded. The built-in baseline rules
  * and the OWASP CRS engine both implement this interface.
  *
  * This module holds types only; it must never import proxy internals, so that engines can be
@@ -42,7 +42,7 @@ export interface RuleMatch {
   paranoia?: number;
 }
 
-/** One response as a rule engine sees it: the backend's answer to a request it allowed. */
+/** One response as a rule engine sees it: the backend's answer to a forwarded request. */
 export interface RuleResponse {
   /** Status code, e.g. 200. */
   status: number;
@@ -76,8 +76,9 @@ export interface RuleVerdict {
   /** Anomaly score when the engine scores. */
   score?: number;
   /**
-   * Present when the engine also inspects the response to this request (allowed requests
-   * only): call it once with the response before any of it reaches the client.
+   * Present when the engine also inspects the response to this request: when the request is
+   * forwarded (allowed, or in monitor mode whatever the verdict), call it once with the
+   * response, before any of it reaches the client.
    */
   response?: (res: RuleResponse) => RuleVerdict;
 }

@@ -182,7 +182,8 @@ export function loadCrs(options: LoadCrsOptions): CrsEngine {
     evaluate(req: RuleRequest): RuleVerdict {
       const request = inspect(req);
       const verdict = verdictOf(request, block);
-      if (responses && verdict.action === "allow") {
+      // Also on a blocking verdict: a proxy in monitor mode forwards the request anyway.
+      if (responses) {
         verdict.response = (res) => verdictOf(inspectResponse(request, res), block, true);
       }
       return verdict;

@@ -2,24 +2,30 @@ import assert from "node:assert/strict";
 import { loadCrs } from "./crs.ts";
 import { denoFiles } from "./_io.ts";
 import { engineRunner, runFtwSuite, stageRequest } from "./ftw.ts";
-import { CRS_TEST_TX, loadTests } from "./main.ts";
+import { CRS_TEST_TX, loadTests, serveAlbedo, viaRunner } from "./main.ts";
+import { startProxy } from "../_testing.ts";
 import { generateBenignCorpus } from "./benign_corpus.ts";
 import { sharedCrs } from "./_testutil.ts";
 
 const crs = sharedCrs();
 
+/** CRS as the project's regression tests run it: paranoia 4 with their rule 900005 settings. */
+function regressionEngine(mode: "block" | "monitor") {
+  return loadCrs({
+    setupFile: crs!.setup,
+    rulesDir: crs!.rules,
+    paranoia: 4,
+    mode,
+    tx: CRS_TEST_TX,
+    files: denoFiles,
+  });
+}
+
 Deno.test({
   name: "loadCrs() compiles CRS v4 as released and scores its regression tests",
   ignore: !crs,
   async fn() {
-    const engine = loadCrs({
-      setupFile: crs!.setup,
-      rulesDir: crs!.rules,
-      paranoia: 4,
-      mode: "monitor",
-      tx: CRS_TEST_TX,
-      files: denoFiles,
-    });
+    const engine = regressionEngine("monitor");
     assert.ok(engine.ruleCount > 500);
     const s = await runFtwSuite(
       loadTests(crs!.tests),
@@ -123,5 +129,36 @@ Deno.test({
       }
     }
     assert.ok(n > 2500);
+  },
+});
+
+Deno.test({
+  name: "the response rules score through a running proxy in front of the albedo backend",
+  ignore: !crs,
+  async fn() {
+    // Block mode, as the proxy loads it (rules.engine "crs"): the proxy's own mode decides.
+    const engine = regressionEngine("block");
+    const albedo = serveAlbedo("127.0.0.1", 0);
+    const px = startProxy(`http://127.0.0.1:${albedo.port}`, {
+      mode: "monitor",
+      debugHeaders: true,
+      rules: { baseline: false },
+    }, { ruleEngines: [engine] });
+    try {
+      // The reporting rules (980) run in the logging phase, which the proxy leaves out.
+      const tests = loadTests(crs!.tests).filter((t) =>
+        t.file.startsWith("RESPONSE-95") && t.file !== "RESPONSE-959-BLOCKING-EVALUATION"
+      );
+      assert.ok(tests.length >= 60, `${tests.length} response tests`);
+      const s = await runFtwSuite(tests, viaRunner(px.url), (id) => engine.paranoiaOf(id), 4);
+      assert.ok(s.tests >= 60 && s.passed / s.tests >= 0.9, `${s.passed}/${s.tests}`);
+      assert.ok(
+        s.negative.tests > 0 && s.negative.passed === s.negative.tests,
+        `no_expect_ids ${s.negative.passed}/${s.negative.tests}`,
+      );
+    } finally {
+      await px.close();
+      await albedo.close();
+    }
   },
 });

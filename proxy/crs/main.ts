@@ -10,6 +10,7 @@ import { CrsError } from "./_errors.ts";
 import { loadCrs } from "./crs.ts";
 import { generateBenignCorpus } from "./benign_corpus.ts";
 import {
+  albedoResponse,
   engineRunner,
   type FtwInput,
   type FtwSummary,
@@ -22,6 +23,7 @@ import {
 
 const USAGE = `Usage: crs --tests DIR [options]
        crs --benign N --rules DIR --setup FILE [--paranoia N] [--format F]
+       crs --albedo HOST:PORT
 
 Runs go-ftw regression tests (CRS tests/regression/tests layout) against the CRS engine, or
 runs N generated benign requests in block mode and reports how many were blocked.
@@ -37,6 +39,9 @@ Options:
   --split S           all (default), even or odd: only test files whose rule id is even/odd
   --no-libinjection   disable @detectSQLi/@detectXSS (to measure what they contribute)
   --benign N          false-positive run on N generated benign requests (seed --seed, default 1)
+  --albedo HOST:PORT  serve the regression tests' backend (go-ftw's albedo: POST /reflect answers
+                      as its JSON asks, anything else 200 without a body) until interrupted; put
+                      the proxy under test in front of it to score the response rules with --via
   --help              this text
 
 Exit codes: 0 all run tests passed, 1 some failed, 2 usage or input error.`;
@@ -101,7 +106,47 @@ function rawRequest(input: FtwInput, host: string): Uint8Array | undefined {
   return out;
 }
 
-function viaRunner(url: string): StageRunner {
+/**
+ * Serves {@linkcode albedoResponse} over HTTP: the backend the response tests expect.
+ *
+ * @param hostname Address to listen on (loopback in tests).
+ * @param port Port (0: any free one).
+ * @returns The port and a function that stops the server.
+ */
+export function serveAlbedo(
+  hostname: string,
+  port: number,
+): { port: number; finished: Promise<void>; close: () => Promise<void> } {
+  const server = Deno.serve({ hostname, port, onListen() {} }, async (request) => {
+    const url = new URL(request.url);
+    const headers: [string, string][] = [];
+    request.headers.forEach((v, k) => headers.push([k, v]));
+    const res = albedoResponse({
+      method: request.method,
+      target: url.pathname + url.search,
+      protocol: "HTTP/1.1",
+      headers,
+      remoteAddr: "",
+      body: request.body ? new Uint8Array(await request.arrayBuffer()) : undefined,
+    });
+    const out = new Headers();
+    for (const [k, v] of res.headers) if (k.toLowerCase() !== "content-length") out.append(k, v);
+    const status = res.status < 200 ? 200 : res.status; // albedo leaves 1xx undefined
+    const empty = status === 204 || status === 205 || status === 304;
+    const body = empty || res.body === undefined ? null : new Uint8Array(res.body);
+    return new Response(body, { status, headers: out });
+  });
+  return { port: server.addr.port, finished: server.finished, close: () => server.shutdown() };
+}
+
+/**
+ * A stage runner that sends each request through a running proxy and reads the rules that fired
+ * from its `x-infraveil-rules` response header (the proxy needs `debugHeaders: true`).
+ *
+ * @param url The proxy's address, e.g. `http://127.0.0.1:8080`.
+ * @returns The runner.
+ */
+export function viaRunner(url: string): StageRunner {
   const u = new URL(url);
   const port = Number(u.port || 80);
   return async (input) => {
@@ -271,6 +316,7 @@ export async function main(args: string[]): Promise<number> {
         split: { type: "string", default: "all" },
         "no-libinjection": { type: "boolean", default: false },
         benign: { type: "string" },
+        albedo: { type: "string" },
         seed: { type: "string", default: "1" },
         help: { type: "boolean", default: false },
       },
@@ -284,6 +330,23 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (values.benign !== undefined) return benignRun(values);
+  if (values.albedo !== undefined) {
+    const m = /^(.+):(\d{1,5})$/.exec(values.albedo);
+    if (!m || Number(m[2]) > 65535) {
+      console.error(`crs: --albedo needs HOST:PORT, e.g. 127.0.0.1:8081\n\n${USAGE}`);
+      return 2;
+    }
+    let server;
+    try {
+      server = serveAlbedo(m[1].replace(/^\[(.*)\]$/, "$1"), Number(m[2]));
+    } catch (e) {
+      console.error(`crs: cannot listen on ${values.albedo}: ${(e as Error).message}`);
+      return 2;
+    }
+    console.log(`albedo-compatible backend on ${m[1]}:${server.port} (Ctrl-C stops it)`);
+    await server.finished;
+    return 0;
+  }
   const paranoia = Number(values.paranoia ?? "4");
   if (
     !values.tests || ![1, 2, 3, 4].includes(paranoia) ||

@@ -12,6 +12,8 @@ Deno.test("crs main(): usage errors exit 2, --help exits 0", async () => {
     assert.equal(await main([]), 2);
     assert.equal(await main(["--tests", "x", "--paranoia", "9"]), 2);
     assert.equal(await main(["--tests", "/nonexistent-dir"]), 2);
+    assert.equal(await main(["--albedo", "no-port"]), 2);
+    assert.equal(await main(["--albedo", "127.0.0.1:99999"]), 2);
     assert.equal(await main(["--help"]), 0);
     assert.match(out.join("\n"), /Usage: crs --tests DIR/);
   } finally {

@@ -112,7 +112,7 @@ Deno.test("response phases: SecResponseBodyAccess, SecResponseBodyMimeType and S
   }
 });
 
-Deno.test("response phases: the verdict carries the response check only for allowed requests", () => {
+Deno.test("response phases: every verdict carries the response check (a monitoring proxy forwards blocked requests)", () => {
   const rules = `SecRule ARGS:x "@streq bad" "id:1,phase:1,deny,status:403,log"\n${LEAK_RULES}`;
   const block = inlineEngine(rules, { mode: "block" });
   const allowed = block.evaluate(req("/"));
@@ -121,7 +121,9 @@ Deno.test("response phases: the verdict carries the response check only for allo
   assert.equal(out.action, "block");
   assert.equal(out.status, 403);
   assert.deepEqual(out.matches.map((m) => m.ruleId), ["5"]);
-  assert.equal(block.evaluate(req("/?x=bad")).response, undefined);
+  const denied = block.evaluate(req("/?x=bad"));
+  assert.equal(denied.action, "block");
+  assert.deepEqual(denied.response!(response("ORA-00933")).matches.map((m) => m.ruleId), ["5"]);
 
   const monitor = inlineEngine(rules, { mode: "monitor" }).evaluate(req("/"));
   const seen = monitor.response!(response("ORA-00933"));
