@@ -178,7 +178,15 @@ const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
 /** An engine's inspection of the response to a request it allowed. */
 interface ResponseCheck {
   engine: RuleEngine;
-  check: (res: RuleResponse) => RuleVerdict;
+  check: (res: RuleResponse) => RuleVerdict | Promise<RuleVerdict>;
+}
+
+/** An engine's answer, checked: a verdict without a list of matches is the engine's error. */
+function checkedVerdict(v: RuleVerdict): RuleVerdict {
+  if (v === null || typeof v !== "object" || !Array.isArray(v.matches)) {
+    throw new TypeError(`rule engine returned ${v === null ? "null" : typeof v}, not a verdict`);
+  }
+  return v;
 }
 const NO_CHECKS: ResponseCheck[] = Object.freeze([]) as unknown as ResponseCheck[];
 
@@ -1212,7 +1220,7 @@ class ProxyServer implements Proxy {
           req = { ...rr, body: rr.body.subarray(0, engine.maxBodyBytes) };
         }
         const v = engine.evaluate(req);
-        verdict = v instanceof Promise ? await v : v;
+        verdict = checkedVerdict(v instanceof Promise ? await v : v);
       } catch (err) {
         // Fail open: a broken engine must not take the site down; it is counted and reported.
         this.#ruleErrors++;
@@ -1232,9 +1240,14 @@ class ProxyServer implements Proxy {
   /**
    * Runs the response checks of the request's engines (each sees the body when its
    * `responseBody` covers the media type). Returns the status to answer with instead of the
-   * response when one blocks.
+   * response when one blocks. Like request checks they fail open: a check that throws or gives
+   * no verdict is counted in `ruleErrors` and the response passes.
    */
-  #runResponseRules(ex: Exchange, res: RuleResponse, mediaType: string): number | undefined {
+  async #runResponseRules(
+    ex: Exchange,
+    res: RuleResponse,
+    mediaType: string,
+  ): Promise<number | undefined> {
     let blockStatus: number | undefined;
     const checks = ex.responseChecks;
     ex.responseChecks = NO_CHECKS;
@@ -1248,7 +1261,8 @@ class ProxyServer implements Proxy {
           : res.body.length > access.maxBytes
           ? res.body.subarray(0, access.maxBytes)
           : res.body;
-        verdict = check(body === res.body ? res : { ...res, body });
+        const v = check(body === res.body ? res : { ...res, body });
+        verdict = checkedVerdict(v instanceof Promise ? await v : v);
       } catch (err) {
         this.#ruleErrors++;
         this.#onError(err);
@@ -1604,7 +1618,7 @@ class ProxyServer implements Proxy {
         inspected = new BufferedThenStream(prefix, whole ? null : rest);
         if (whole) inspectedWhole = bodyBytes;
       }
-      const blockStatus = this.#runResponseRules(ex, {
+      const blockStatus = await this.#runResponseRules(ex, {
         status: res.status,
         protocol: `HTTP/1.${res.minor}`,
         headers,

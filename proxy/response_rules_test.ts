@@ -9,6 +9,7 @@ import {
   startProxy,
 } from "./_testing.ts";
 import { inlineEngine } from "./crs/_testutil.ts";
+import type { RuleEngine, RuleVerdict } from "./rule_engine.ts";
 
 const LEAK = "ERROR: ORA-00933: SQL command not properly ended";
 const RULES = `
@@ -189,4 +190,50 @@ Deno.test("proxy blocking a response while the request body still streams ends t
     await px.close();
     await be.close();
   }
+});
+
+Deno.test("proxy awaits asynchronous response checks and fails open on a broken one", async () => {
+  const be = backend();
+  const match = { ruleId: "x-1", category: "disclosure", severity: "error" as const, message: "m" };
+  const engine = (response: RuleVerdict["response"], verdict?: unknown): RuleEngine => ({
+    name: "custom",
+    inspectsBody: false,
+    responseBody: { mediaTypes: ["text/html"], maxBytes: 1024 },
+    evaluate: () => (verdict ?? { action: "allow", matches: [], response }) as RuleVerdict,
+  });
+  const cases: [string, RuleEngine, number, number][] = [
+    [
+      "async block",
+      engine((res) =>
+        Promise.resolve({
+          action: "block",
+          status: 451,
+          matches: new TextDecoder().decode(res.body).includes("hello") ? [match] : [],
+        })
+      ),
+      451,
+      0,
+    ],
+    ["no verdict", engine(() => undefined as unknown as RuleVerdict), 200, 1],
+    ["throws", engine(() => Promise.reject(new Error("engine bug"))), 200, 1],
+    ["request verdict without matches", engine(undefined, { action: "block" }), 200, 1],
+  ];
+  for (const [name, e, status, errors] of cases) {
+    const px = startProxy(be.url, { rules: { baseline: false } }, {
+      ruleEngines: [e],
+      onError: () => {},
+    });
+    try {
+      const [res] = await rawRequest(
+        px.port,
+        "GET /ok HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+      );
+      assert.equal(res.status, status, name);
+      if (status === 200) assert.equal(res.text, "<p>hello</p>", name);
+      assert.equal(px.proxy.stats().ruleErrors, errors, name);
+    } finally {
+      await px.close();
+    }
+  }
+  await be.close();
 });

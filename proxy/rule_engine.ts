@@ -80,7 +80,7 @@ export interface RuleVerdict {
    * forwarded (allowed, or in monitor mode whatever the verdict), call it once with the
    * response, before any of it reaches the client.
    */
-  response?: (res: RuleResponse) => RuleVerdict;
+  response?: (res: RuleResponse) => RuleVerdict | Promise<RuleVerdict>;
 }
 
 /** A pluggable request inspector. */

@@ -100,7 +100,7 @@ export function parseUrlEncoded(s: string): [string, string][] {
 
 /**
  * Adds a response's status line and headers (phase 3) to a transaction's variables:
- * RESPONSE_STATUS, RESPONSE_PROTOCOL, STATUS_LINE, RESPONSE_HEADERS(_NAMES),
+ * RESPONSE_STATUS, RESPONSE_PROTOCOL, RESPONSE_HEADERS(_NAMES),
  * RESPONSE_CONTENT_TYPE and RESPONSE_CONTENT_LENGTH.
  *
  * @param data The request's variables.
@@ -117,7 +117,6 @@ export function addResponseHead(
   const sc = data.scalars;
   sc.set("RESPONSE_STATUS", String(status));
   sc.set("RESPONSE_PROTOCOL", protocol);
-  sc.set("STATUS_LINE", `${protocol} ${status}`);
   data.collections.set("RESPONSE_HEADERS", []);
   data.collections.set("RESPONSE_HEADERS_NAMES", []);
   data.index.delete("RESPONSE_HEADERS");

@@ -60,6 +60,12 @@ export interface LoadCrsOptions {
   files: CrsFileAccess;
 }
 
+/** A verdict of the CRS engine: its response check answers synchronously. */
+export interface CrsVerdict extends RuleVerdict {
+  /** The response phases of this request's transaction (see {@linkcode RuleVerdict.response}). */
+  response?: (res: RuleResponse) => RuleVerdict;
+}
+
 /** The compiled CRS engine; also exposes the raw transaction result for test runners. */
 export interface CrsEngine extends RuleEngine {
   /** Number of compiled rules. */
@@ -72,7 +78,7 @@ export interface CrsEngine extends RuleEngine {
    */
   inspectResponse(request: TxResult, res: RuleResponse, logging?: boolean): TxResult;
   /** Inspects one request (synchronously). */
-  evaluate(req: RuleRequest): RuleVerdict;
+  evaluate(req: RuleRequest): CrsVerdict;
   /** Paranoia level of a rule id (undefined for rules without a level tag). */
   paranoiaOf(id: number): number | undefined;
 }
@@ -179,9 +185,9 @@ export function loadCrs(options: LoadCrsOptions): CrsEngine {
     inspect,
     inspectResponse,
     paranoiaOf: (id) => rules.paranoiaById.get(id),
-    evaluate(req: RuleRequest): RuleVerdict {
+    evaluate(req: RuleRequest): CrsVerdict {
       const request = inspect(req);
-      const verdict = verdictOf(request, block);
+      const verdict: CrsVerdict = verdictOf(request, block);
       // Also on a blocking verdict: a proxy in monitor mode forwards the request anyway.
       if (responses) {
         verdict.response = (res) => verdictOf(inspectResponse(request, res), block, true);

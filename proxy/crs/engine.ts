@@ -1142,6 +1142,11 @@ class Tx {
   forceBodyVariable = false;
   engineOff = false;
   detectionOnly = false;
+  /** ctl:requestBodyAccess / ctl:responseBodyAccess (Off: the body is not inspected). */
+  requestBodyAccess = true;
+  responseBodyAccess = true;
+  /** A plain `allow` (not `allow:phase` or `allow:request`) fired: no later phase but logging. */
+  allowedAll = false;
   /** Resolved variables per target signature (`Rule.sig`); reset when the body is parsed. */
   resolved: (VarElem[] | undefined)[];
   /** The same for rules that runtime target removals concern: by slot and removal set. */
@@ -1714,6 +1719,12 @@ function runCtls(t: Tx, rule: Rule): void {
       case "forcerequestbodyvariable":
         t.forceBodyVariable = c.value.toLowerCase() === "on";
         break;
+      case "requestbodyaccess":
+        t.requestBodyAccess = c.value.toLowerCase() !== "off";
+        break;
+      case "responsebodyaccess":
+        t.responseBodyAccess = c.value.toLowerCase() !== "off";
+        break;
       case "ruleengine":
         if (c.value.toLowerCase() === "off") t.engineOff = true;
         else if (c.value.toLowerCase() === "detectiononly") t.detectionOnly = true;
@@ -1770,12 +1781,12 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
   t.bodyProcessor = bodyProcessorFor(ctHeader);
   const result: TxResult = { matched: [], tx: t.tx };
   if (rules.ruleEngine === "Off") return result;
-  TRANSACTIONS.set(result, t);
+  TRANSACTIONS.set(result, { rules, t });
   for (let phase = 1; phase <= 2; phase++) {
     if (phase === 2) {
       parseBody(
         data,
-        req.body ? latin1(req.body) : "",
+        req.body && t.requestBodyAccess ? latin1(req.body) : "",
         t.bodyProcessor,
         ctHeader,
         t.forceBodyVariable,
@@ -1788,8 +1799,8 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
   return result;
 }
 
-/** The transaction each request result of runTransaction() continues in (for the response). */
-const TRANSACTIONS = new WeakMap<TxResult, Tx>();
+/** The transaction each request result of runTransaction() continues in, and its rule set. */
+const TRANSACTIONS = new WeakMap<TxResult, { rules: RuleSet; t: Tx }>();
 
 /** Options of {@linkcode runResponse}. */
 export interface ResponseRunOptions {
@@ -1802,9 +1813,11 @@ export interface ResponseRunOptions {
 /**
  * Evaluates the response phases (3: status and headers, 4: body) of the transaction a request
  * began, against that request's response, and with `logging` the logging phase (5). The TX
- * collection and every other variable carry over from the request phases. A transaction takes
- * one response: a second call, or a result that did not come from {@linkcode runTransaction}
- * on this rule set with the engine on, evaluates nothing.
+ * collection and every other variable carry over from the request phases. After a plain
+ * `allow` in blocking mode only the logging phase runs (`allow:request` lets the response phases
+ * run); `ctl:responseBodyAccess=Off` hides the body. A transaction takes one response: a second
+ * call, or a result that did not come from {@linkcode runTransaction} on this rule set with the
+ * engine on, evaluates nothing.
  *
  * @param rules The compiled rule set the request was evaluated with.
  * @param request What {@linkcode runTransaction} returned for the request.
@@ -1818,17 +1831,19 @@ export function runResponse(
   res: RuleResponse,
   options: ResponseRunOptions,
 ): TxResult {
-  const t = TRANSACTIONS.get(request);
+  const entry = TRANSACTIONS.get(request);
   const result: TxResult = { matched: [], tx: request.tx };
-  if (t === undefined) return result;
+  if (entry === undefined || entry.rules !== rules) return result;
   TRANSACTIONS.delete(request);
+  const t = entry.t;
   const stopOnDeny = options.stopOnDeny && !t.detectionOnly;
-  if (!t.engineOff) {
+  // A plain `allow` ends inspection for the whole transaction (`allow:request` does not).
+  if (!t.engineOff && !t.allowedAll) {
     addResponseHead(t.data, res.status, res.protocol, res.headers);
     t.resetVariables();
     const stop = runPhase(t, rules.phases[3], result, stopOnDeny);
     if (!stop && !t.engineOff) {
-      if (res.body !== undefined && rules.responseBody !== null) {
+      if (res.body !== undefined && rules.responseBody !== null && t.responseBodyAccess) {
         const body = res.body.length > rules.responseBody.maxBytes
           ? res.body.subarray(0, rules.responseBody.maxBytes)
           : res.body;
@@ -1879,7 +1894,10 @@ function runPhase(t: Tx, list: Entry[], result: TxResult, stopOnDeny: boolean): 
       if (!result.interrupted) result.interrupted = { rule, status: rule.status ?? 403 };
       if (stopOnDeny) return true;
     } else if (rule.disruptive === "allow") {
-      if (stopOnDeny) return rule.allowScope !== "phase";
+      if (stopOnDeny) {
+        if (rule.allowScope !== "phase" && rule.allowScope !== "request") t.allowedAll = true;
+        return rule.allowScope !== "phase";
+      }
     }
     if (rule.skipAfter !== undefined) i = rule.jump; // the marker (or the end)
     else if (rule.skip > 0) skipN = rule.skip;
@@ -1941,7 +1959,11 @@ function categoryOf(r: Rule): string {
  * @param outbound Whether `res` is a response's: its score is the outbound anomaly score.
  * @returns The verdict.
  */
-export function verdictOf(res: TxResult, block: boolean, outbound = false): RuleVerdict {
+export function verdictOf(
+  res: TxResult,
+  block: boolean,
+  outbound = false,
+): Omit<RuleVerdict, "response"> {
   const matches = res.matched
     .filter((m) => m.rule.log && m.rule.id !== 0)
     .map((m) => toRuleMatch(m));

@@ -178,7 +178,8 @@ const HTML_SIGNATURES = [
  */
 export function sniffContentType(body: Uint8Array): string {
   let i = 0;
-  while (i < body.length && (body[i] === 0x20 || (body[i] >= 0x09 && body[i] <= 0x0d))) i++;
+  // Go's sniffer skips these, not 0x0B.
+  while (i < body.length && [0x09, 0x0a, 0x0c, 0x0d, 0x20].includes(body[i])) i++;
   const head = latin1(body.subarray(i, i + 16)).toLowerCase();
   for (const sig of HTML_SIGNATURES) {
     if (!head.startsWith(sig)) continue;

@@ -6,7 +6,13 @@
  * @module
  */
 export { CrsError } from "./_errors.ts";
-export { type CrsEngine, type CrsFileAccess, loadCrs, type LoadCrsOptions } from "./crs.ts";
+export {
+  type CrsEngine,
+  type CrsFileAccess,
+  type CrsVerdict,
+  loadCrs,
+  type LoadCrsOptions,
+} from "./crs.ts";
 export { type Directive, parseSecLang } from "./parser.ts";
 export { detectSqli } from "./libinjection_sqli.ts";
 export { detectXss } from "./libinjection_xss.ts";

@@ -61,9 +61,11 @@ Deno.test("response phases: a transaction takes one response; foreign results ev
   assert.deepEqual(ids(e.inspectResponse(t, response("ORA-00933"))), []);
   const forged = { matched: [], tx: new Map<string, string>() };
   assert.deepEqual(ids(e.inspectResponse(forged, response("ORA-00933"))), []);
+  // Another engine's transaction, even with the same rules, is not this engine's to continue.
   const other = inlineEngine(LEAK_RULES);
   const theirs = other.inspect(req("/"));
-  assert.deepEqual(ids(e.inspectResponse(theirs, response("no leak"))), []);
+  assert.deepEqual(ids(e.inspectResponse(theirs, response("ORA-00933"))), []);
+  assert.deepEqual(ids(other.inspectResponse(theirs, response("ORA-00933"))), [5]);
 });
 
 Deno.test("response phases: SecResponseBodyAccess, SecResponseBodyMimeType and SecResponseBodyLimit", () => {
@@ -203,4 +205,39 @@ Deno.test({
     // The comparison means something only if the leakage rules fire on many of them.
     assert.ok(fired >= 40, `${fired} requests fired a leakage rule`);
   },
+});
+
+Deno.test("response phases: a plain allow ends the transaction's inspection, allow:request does not", () => {
+  const rules = (allow: string) =>
+    `SecRule REMOTE_ADDR "@ipMatch 192.0.2.7" "id:2,phase:1,${allow},nolog"\n${LEAK_RULES}`;
+  const trusted = req("/", { remoteAddr: "192.0.2.7" });
+  const run = (allow: string, mode: "block" | "monitor", r = trusted) => {
+    const e = inlineEngine(rules(allow), { mode });
+    return e.evaluate(r).response!(response("ORA-00933", "text/html", 500)).matches.map((m) =>
+      m.ruleId
+    );
+  };
+  assert.deepEqual(run("allow", "block"), []);
+  assert.deepEqual(run("allow", "block", req("/")), ["3", "5"]); // someone else
+  assert.deepEqual(run("allow:request", "block"), ["3", "5"]);
+  assert.deepEqual(run("allow:phase", "block"), ["3", "5"]);
+  // Monitoring executes no disruptive action, allow included (ModSecurity's DetectionOnly).
+  assert.deepEqual(run("allow", "monitor"), ["3", "5"]);
+});
+
+Deno.test("response phases: ctl:responseBodyAccess=Off hides one transaction's body, ctl:requestBodyAccess=Off the request's", () => {
+  const e = inlineEngine(`
+SecRule REQUEST_FILENAME "@beginsWith /download/" "id:2,phase:1,pass,nolog,ctl:responseBodyAccess=Off"
+SecRule REQUEST_FILENAME "@beginsWith /upload/" "id:7,phase:1,pass,nolog,ctl:requestBodyAccess=Off"
+SecRule ARGS_POST:q "@streq evil" "id:8,phase:2,pass,log"
+${LEAK_RULES}`);
+  const res = response("ORA-00933", "x-leaky");
+  assert.deepEqual(ids(e.inspectResponse(e.inspect(req("/download/a")), res)), [4]);
+  assert.deepEqual(ids(e.inspectResponse(e.inspect(req("/page")), res)), [4, 5]);
+  const form = {
+    bodyText: "q=evil",
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]] as [string, string][],
+  };
+  assert.deepEqual(ids(e.inspect(req("/upload/a", form))), [7]); // 8 never saw the body
+  assert.deepEqual(ids(e.inspect(req("/form", form))), [8]);
 });
