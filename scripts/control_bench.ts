@@ -20,7 +20,8 @@
  * committed alone (`groupCommit: false`), in the same rounds.
  *
  * Usage: deno run -A scripts/control_bench.ts [--quick] [--concurrency N] [--pg-no-fsync]
- *        [--pg-stats] [--json]
+ *        [--pg-stats] [--backend sqlite|postgres] [--json]
+ *   --backend: measure one backend only (for a CPU profile of it)
  *   --pg-stats: load pg_stat_statements and print the server's execution time per statement
  *   (calls, total ms, µs per call) over the PostgreSQL rounds, and count socket writes
  *
@@ -52,6 +53,11 @@ const flag = (name: string) => {
 const CONCURRENCY = Number(flag("--concurrency") ?? 8);
 const DURABLE = !Deno.args.includes("--pg-no-fsync");
 const PG_STATS = Deno.args.includes("--pg-stats");
+const ONLY = flag("--backend");
+if (ONLY !== undefined && ONLY !== "sqlite" && ONLY !== "postgres") {
+  console.error(`--backend takes sqlite or postgres, got "${ONLY}"`);
+  Deno.exit(2);
+}
 
 // With --pg-stats, socket writes are counted (npm:postgres writes through node:net).
 let socketWrites = 0;
@@ -286,10 +292,12 @@ console.log(
 const dir = await Deno.makeTempDir({ prefix: "infraveil-control-bench-" });
 const results: Record<string, Record<string, number>> = {};
 try {
-  const sqlite = await openSqliteStore(`${dir}/control.db`);
-  results.sqlite = await bench("sqlite", sqlite);
-  await sqlite.close();
-  if (postgresBinDir()) {
+  if (ONLY !== "postgres") {
+    const sqlite = await openSqliteStore(`${dir}/control.db`);
+    results.sqlite = await bench("sqlite", sqlite);
+    await sqlite.close();
+  }
+  if (ONLY !== "sqlite" && postgresBinDir()) {
     const pg = await startPostgres({ durable: DURABLE, statements: PG_STATS });
     try {
       const url = await pg.createDatabase();
@@ -301,7 +309,7 @@ try {
     } finally {
       await pg.stop();
     }
-  } else {
+  } else if (ONLY !== "sqlite") {
     console.log(
       "postgres   skipped: PostgreSQL binaries not found under /usr/lib/postgresql/*/bin",
     );
