@@ -312,13 +312,18 @@ class BodySender {
 class BufferedThenStream implements BodySource {
   readonly #prefix: Uint8Array[];
   readonly #rest: BodySource | null;
+  readonly #whole: number;
   /** `rest` null: the prefix is the whole body. */
   constructor(prefix: Uint8Array[], rest: BodySource | null) {
     this.#prefix = prefix;
     this.#rest = rest;
+    let n = 0;
+    if (rest === null) { for (const p of prefix) n += p.length; }
+    this.#whole = n;
   }
+  /** Like the source it wraps: every byte read from the peer, the prefix included. */
   get bytes(): number {
-    return this.#rest === null ? 0 : this.#rest.bytes;
+    return this.#rest === null ? this.#whole : this.#rest.bytes;
   }
   read(): Promise<Uint8Array | null> {
     const p = this.#prefix.shift();

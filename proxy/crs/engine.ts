@@ -999,7 +999,18 @@ function applyActions(
       }
       case "ctl": {
         const eq = v.indexOf("=");
-        rule.ctls.push({ kind: v.slice(0, eq).toLowerCase(), value: v.slice(eq + 1) });
+        const kind = v.slice(0, eq).toLowerCase();
+        const value = v.slice(eq + 1);
+        if (
+          (kind === "requestbodyaccess" || kind === "responsebodyaccess") &&
+          !/^(on|off)$/i.test(value)
+        ) {
+          throw new CrsError(
+            "BAD_RULE",
+            `${where}: ctl:${v.slice(0, eq)} takes On or Off, got "${value}"`,
+          );
+        }
+        rule.ctls.push({ kind, value });
         break;
       }
       case "skipafter":

@@ -104,6 +104,10 @@ Deno.test("response phases: SecResponseBodyAccess, SecResponseBodyMimeType and S
       ["SecResponseBodyLimit 0", /test\.conf:1: SecResponseBodyLimit takes a positive number/],
       ["SecResponseBodyLimit lots", /SecResponseBodyLimit takes a positive number.*"lots"/],
       ["SecResponseBodyAccess Maybe", /test\.conf:1: SecResponseBodyAccess takes On or Off/],
+      [
+        `SecAction "id:9,phase:1,pass,nolog,ctl:responseBodyAccess=Of"`,
+        /test\.conf:1: ctl:responseBodyAccess takes On or Off, got "Of"/,
+      ],
     ] as const
   ) {
     assert.throws(() => inlineEngine(text), (err: unknown) => {
