@@ -745,8 +745,8 @@ export class SqlTx implements StoreTx {
     const out = await this.#c.all(
       `WITH h AS (${HIT_RATE_LIMIT} RETURNING hits)
        SELECT (SELECT hits FROM h) + COALESCE((SELECT SUM(hits) FROM rate_limits
-         WHERE tenant = ? AND window_start = ? AND bucket <> ? AND bucket IN
-           (SELECT ? || '#' || g FROM generate_series(0, ${RATE_SHARDS - 1}) AS g)), 0) AS hits`,
+         WHERE tenant = ? AND window_start = ? AND bucket <> ? AND bucket = ANY(ARRAY(
+           SELECT ? || '#' || g FROM generate_series(0, ${RATE_SHARDS - 1}) AS g))), 0) AS hits`,
       [tenant, mine, windowStart, tenant, windowStart, mine, bucket],
     );
     return num(out[0].hits);
@@ -810,8 +810,8 @@ export class SqlTx implements StoreTx {
     const r = (await this.#c.all(
       `WITH h AS (${HIT_RATE_LIMIT} RETURNING hits)
        SELECT (SELECT hits FROM h) + COALESCE((SELECT SUM(hits) FROM rate_limits
-           WHERE tenant = ? AND window_start = ? AND bucket <> ? AND bucket IN
-             (SELECT ? || '#' || g FROM generate_series(0, ${RATE_SHARDS - 1}) AS g)), 0) AS hits,
+           WHERE tenant = ? AND window_start = ? AND bucket <> ? AND bucket = ANY(ARRAY(
+             SELECT ? || '#' || g FROM generate_series(0, ${RATE_SHARDS - 1}) AS g))), 0) AS hits,
          (SELECT CAST(row_to_json(r) AS text) FROM requests r
            WHERE r.tenant = ? AND r.action_hash = ? AND r.status = 'pending') AS pending,
          CASE WHEN CAST(? AS integer) = 1 THEN (SELECT CAST(COALESCE(
@@ -819,7 +819,8 @@ export class SqlTx implements StoreTx {
            WHERE b.tenant = ? AND b.closed_at IS NULL AND b.expires_at > ?) END AS breakglass,
          (SELECT CAST(COALESCE(json_agg(i), '[]') AS text) FROM identities i
            WHERE i.tenant = ? AND i.status = 'active'
-             AND i.name IN (SELECT json_array_elements_text(CAST(CAST(? AS text) AS json)))) AS hosts`,
+             AND i.name = ANY(ARRAY(
+               SELECT json_array_elements_text(CAST(CAST(? AS text) AS json))))) AS hosts`,
       [
         tenant,
         mine,
