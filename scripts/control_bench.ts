@@ -20,8 +20,13 @@
  * committed alone (`groupCommit: false`), in the same rounds.
  *
  * Usage: deno run -A scripts/control_bench.ts [--quick] [--concurrency N] [--pg-no-fsync]
- *        [--pg-stats] [--backend sqlite|postgres] [--json]
+ *        [--pg-stats] [--backend sqlite|postgres] [--side governed|bare] [--cpu] [--json]
  *   --backend: measure one backend only (for a CPU profile of it)
+ *   --side: run one side only (governed, with SQLite's each-call-alone variant, or bare), so
+ *   a profile or a sampler sees that side alone; no ratio is printed then
+ *   --cpu: over the timed rounds of each side, how busy this process's main thread was (share
+ *   of one core) and how busy the machine was (share of all its cores), from /proc; also
+ *   prints the PostgreSQL URL, for a sampler of pg_stat_activity
  *   --pg-stats: load pg_stat_statements and print the server's execution time per statement
  *   (calls, total ms, µs per call) over the PostgreSQL rounds, and count socket writes
  *
@@ -58,6 +63,26 @@ if (ONLY !== undefined && ONLY !== "sqlite" && ONLY !== "postgres") {
   console.error(`--backend takes sqlite or postgres, got "${ONLY}"`);
   Deno.exit(2);
 }
+const SIDE = flag("--side");
+if (SIDE !== undefined && SIDE !== "governed" && SIDE !== "bare") {
+  console.error(`--side takes governed or bare, got "${SIDE}"`);
+  Deno.exit(2);
+}
+const CPU = Deno.args.includes("--cpu");
+
+/** Clock ticks: this thread's CPU time, and the machine's total and busy time, from /proc. */
+function cpuTicks(): { thread: number; total: number; busy: number } {
+  // Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
+  const self = Deno.readTextFileSync("/proc/thread-self/stat");
+  const f = self.slice(self.lastIndexOf(")") + 2).split(" ");
+  const thread = Number(f[11]) + Number(f[12]);
+  const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+    .map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  const idle = cpu[3] + cpu[4]; // idle + iowait
+  return { thread, total, busy: total - idle };
+}
+const CORES = navigator.hardwareConcurrency;
 
 // With --pg-stats, socket writes are counted (npm:postgres writes through node:net).
 let socketWrites = 0;
@@ -189,6 +214,11 @@ async function bench(name: string, store: ControlStore): Promise<Record<string, 
   const grouped = store.backend === "sqlite";
   type Kind = "governed" | "alone" | "bare";
   const writes: Record<Kind, number> = { governed: 0, alone: 0, bare: 0 };
+  const ticks: Record<Kind, { thread: number; total: number; busy: number }> = {
+    governed: { thread: 0, total: 0, busy: 0 },
+    alone: { thread: 0, total: 0, busy: 0 },
+    bare: { thread: 0, total: 0, busy: 0 },
+  };
   const run = async (kind: Kind, count: number) => {
     const before = socketWrites;
     try {
@@ -196,6 +226,17 @@ async function bench(name: string, store: ControlStore): Promise<Record<string, 
     } finally {
       writes[kind] += socketWrites - before;
     }
+  };
+  const timed = async (kind: Kind, count: number) => {
+    const t0 = CPU ? cpuTicks() : null;
+    const ms = await run(kind, count);
+    if (t0) {
+      const t1 = cpuTicks();
+      ticks[kind].thread += t1.thread - t0.thread;
+      ticks[kind].total += t1.total - t0.total;
+      ticks[kind].busy += t1.busy - t0.busy;
+    }
+    return ms;
   };
   const runKind = async (kind: Kind, count: number) => {
     const bodies = Array.from({ length: count }, kind === "bare" ? plain : envelope);
@@ -217,16 +258,43 @@ async function bench(name: string, store: ControlStore): Promise<Record<string, 
       },
     );
   };
-  await run("governed", 100);
-  if (grouped) await run("alone", 100);
-  await run("bare", 100);
+  const governed = SIDE !== "bare";
+  const bareSide = SIDE !== "governed";
+  if (governed) await run("governed", 100);
+  if (governed && grouped) await run("alone", 100);
+  if (bareSide) await run("bare", 100);
   const g: number[] = [];
   const a: number[] = [];
   const b: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    b.push(await run("bare", N));
-    g.push(await run("governed", N));
-    if (grouped) a.push(await run("alone", N));
+    if (bareSide) b.push(await timed("bare", N));
+    if (governed) g.push(await timed("governed", N));
+    if (governed && grouped) a.push(await timed("alone", N));
+  }
+  if (CPU) {
+    for (const kind of ["governed", "alone", "bare"] as const) {
+      const t = ticks[kind];
+      if (t.total === 0) continue;
+      // /proc/stat's total counts every core: one core's worth is total / CORES.
+      console.log(
+        `${name} ${kind.padEnd(8)} main thread busy ${
+          (100 * t.thread * CORES / t.total).toFixed(0)
+        }% of a core, machine busy ${(100 * t.busy / t.total).toFixed(0)}% of ${CORES} cores`,
+      );
+    }
+  }
+  if (!governed || !bareSide) {
+    for (const [label, xs] of [["governed", g], ["alone", a], ["bare", b]] as const) {
+      if (xs.length === 0) continue;
+      const ms = median(xs);
+      console.log(
+        `${name} ${label.padEnd(8)} ${ms.toFixed(3)} ms/req (${(1000 / ms).toFixed(0)}/s)`,
+      );
+    }
+    return Object.fromEntries(
+      [["governed_ms", g], ["alone_ms", a], ["bare_ms", b]].filter(([, xs]) => xs.length > 0)
+        .map(([k, xs]) => [k, median(xs as number[])]),
+    );
   }
   const gm = median(g);
   const bm = median(b);
@@ -301,6 +369,7 @@ try {
     const pg = await startPostgres({ durable: DURABLE, statements: PG_STATS });
     try {
       const url = await pg.createDatabase();
+      if (CPU) console.log(`postgres   database ${url}`);
       const store = await openPostgresStore(url, { max: CONCURRENCY });
       const stats = PG_STATS ? await statementStats(url) : null;
       results.postgres = await bench("postgres", store);
