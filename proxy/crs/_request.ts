@@ -130,6 +130,11 @@ export function addResponseHead(
   }
 }
 
+/** Collections and scalars with nothing in them (the response's, before its head is added). */
+export function emptyRequestData(): RequestData {
+  return { collections: new Map(), index: new Map(), scalars: new Map(), bodyError: "" };
+}
+
 /** Builds the request-line and header collections (phase 1). */
 export function buildRequestData(
   method: string,

@@ -17,6 +17,7 @@ import {
   addResponseHead,
   bodyProcessorFor,
   buildRequestData,
+  emptyRequestData,
   latin1,
   parseBody,
   type RequestData,
@@ -1170,18 +1171,51 @@ class Tx {
   readonly scalarElems: Map<string, VarElem> = new Map();
   /** Transformation and scan caches by string. */
   readonly values: Map<string, ValueCache> = new Map();
+  /** The response's variables (`RESPONSE_*`), once its head is in. */
+  response: RequestData | null = null;
+  #data: RequestData | null;
+  /** How to build the request's variables again, once release() dropped them. */
+  #recipe: DataRecipe | null = null;
   constructor(
-    readonly data: RequestData,
+    data: RequestData,
     initialTx: Map<string, string>,
     readonly uniqueId: string,
     readonly scanner: GroupScanner = NO_GROUPS,
     readonly sizes: CacheSizes = NO_SIZES,
     readonly scratch: Scratch = newScratch(NO_SIZES, 0),
   ) {
+    this.#data = data;
     this.tx = new Map(initialTx);
     this.resolved = new Array(sizes.sigs);
     this.targets = new Array(sizes.targets);
     this.gen = nextGen(scratch);
+  }
+
+  /** The request's variables (built again from the recipe after release(), on first use). */
+  get data(): RequestData {
+    return this.#data ??= buildData(this.#recipe!);
+  }
+
+  /** Where a variable lives: the response's (`RESPONSE_*`, once the response is in) or the request's. */
+  #source(name: string): RequestData {
+    return this.response !== null && name.startsWith("RESPONSE_") ? this.response : this.data;
+  }
+
+  /**
+   * Ends the request phases of a transaction whose response phases may follow: keeps the
+   * state they need (TX, flags, removals) and drops the request's variables and every cache
+   * built from them, which the recipe can build again, identically, if a later rule reads one.
+   * Keeping them costs more than rebuilding: a retained transaction holds its caches across
+   * garbage collections.
+   */
+  release(recipe: DataRecipe): void {
+    this.#recipe = recipe;
+    this.#data = null;
+    this.values.clear();
+    this.scalarElems.clear();
+    this.resolved = [];
+    this.targets = [];
+    this.resolvedMasked = new Map();
   }
 
   /** A one-element list for a value that is read once (matchRule copies what it keeps). */
@@ -1216,7 +1250,7 @@ class Tx {
       case "HIGHEST_SEVERITY":
         return "255";
     }
-    return this.data.scalars.get(name);
+    return this.#source(name).scalars.get(name);
   }
 
   /** The elements of a collection (TX and MATCHED_VARS are live). */
@@ -1230,7 +1264,7 @@ class Tx {
     if (name === "MATCHED_VARS_NAMES") {
       return this.matchedVars.map((e) => elem(e.key, e.name, `MATCHED_VARS_NAMES:${e.key}`));
     }
-    return this.data.collections.get(name) ?? [];
+    return this.#source(name).collections.get(name) ?? [];
   }
 
   byKey(name: string, key: string): VarElem[] {
@@ -1241,16 +1275,17 @@ class Tx {
     if (name === "MATCHED_VARS" || name === "MATCHED_VARS_NAMES") {
       return this.collection(name).filter((e) => e.key.toLowerCase() === key);
     }
-    let idx = this.data.index.get(name);
+    const data = this.#source(name);
+    let idx = data.index.get(name);
     if (!idx) {
       idx = new Map();
-      for (const e of this.data.collections.get(name) ?? []) {
+      for (const e of data.collections.get(name) ?? []) {
         const k = e.key.toLowerCase();
         const l = idx.get(k);
         if (l) l.push(e);
         else idx.set(k, [e]);
       }
-      this.data.index.set(name, idx);
+      data.index.set(name, idx);
     }
     return idx.get(key) ?? [];
   }
@@ -1773,13 +1808,17 @@ export interface RunOptions {
  * @returns Matched rules, interruption and final TX.
  */
 export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOptions): TxResult {
-  const data = buildRequestData(
-    req.method,
-    req.target,
-    req.protocol,
-    req.headers,
-    req.remoteAddr,
-  );
+  const ctHeader = req.headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? "";
+  const recipe: DataRecipe = {
+    method: req.method,
+    target: req.target,
+    protocol: req.protocol,
+    headers: req.headers,
+    remoteAddr: req.remoteAddr,
+    contentType: ctHeader,
+    body: null,
+  };
+  const data = buildData(recipe);
   const t = new Tx(
     data,
     options.initialTx,
@@ -1788,30 +1827,82 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
     rules.sizes,
     rules.scratch,
   );
-  const ctHeader = req.headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? "";
   t.bodyProcessor = bodyProcessorFor(ctHeader);
-  const result: TxResult = { matched: [], tx: t.tx };
-  if (rules.ruleEngine === "Off") return result;
-  TRANSACTIONS.set(result, { rules, t });
+  if (rules.ruleEngine === "Off") return { matched: [], tx: t.tx };
+  const result = new RequestResult(t.tx, rules, t);
   for (let phase = 1; phase <= 2; phase++) {
     if (phase === 2) {
+      recipe.body = {
+        text: req.body && t.requestBodyAccess ? latin1(req.body) : "",
+        processor: t.bodyProcessor,
+        forceBodyVariable: t.forceBodyVariable,
+      };
       parseBody(
         data,
-        req.body && t.requestBodyAccess ? latin1(req.body) : "",
-        t.bodyProcessor,
+        recipe.body.text,
+        recipe.body.processor,
         ctHeader,
-        t.forceBodyVariable,
+        recipe.body.forceBodyVariable,
       );
       t.resetVariables();
     }
     const stop = runPhase(t, rules.phases[phase], result, options.stopOnDeny && !t.detectionOnly);
     if (stop || t.engineOff) break;
   }
+  // The caller's header list may change once this returns; the recipe keeps its own.
+  recipe.headers = req.headers.map(([n, v]) => [n, v]);
+  t.release(recipe);
   return result;
 }
 
-/** The transaction each request result of runTransaction() continues in, and its rule set. */
-const TRANSACTIONS = new WeakMap<TxResult, { rules: RuleSet; t: Tx }>();
+/**
+ * How a transaction's request variables were built: the request line, headers and peer, and
+ * the body as phase 2 parsed it (its text and the processor settings in force then), or null
+ * when the transaction ended before phase 2.
+ */
+interface DataRecipe {
+  method: string;
+  target: string;
+  protocol: string;
+  headers: [string, string][];
+  remoteAddr: string;
+  contentType: string;
+  body: { text: string; processor: string; forceBodyVariable: boolean } | null;
+}
+
+/** The request variables of a recipe: the same every time it is called. */
+function buildData(r: DataRecipe): RequestData {
+  const data = buildRequestData(r.method, r.target, r.protocol, r.headers, r.remoteAddr);
+  if (r.body !== null) {
+    parseBody(data, r.body.text, r.body.processor, r.contentType, r.body.forceBodyVariable);
+  }
+  return data;
+}
+
+/**
+ * What runTransaction() returns for a request: its result, and privately the transaction its
+ * response phases continue in, with the rule set it belongs to. A private field rather than a
+ * WeakMap keyed by the result: an entry per request made the WeakMap's garbage collection cost
+ * about a third of a small request's evaluation.
+ */
+class RequestResult implements TxResult {
+  matched: TxResult["matched"] = [];
+  declare interrupted?: TxResult["interrupted"];
+  tx: Map<string, string>;
+  #continues: { rules: RuleSet; t: Tx } | null;
+  constructor(tx: Map<string, string>, rules: RuleSet, t: Tx) {
+    this.tx = tx;
+    this.#continues = { rules, t };
+  }
+  /** The transaction `r` continues in on `rules`, once: null for any other result or rule set. */
+  static take(r: TxResult, rules: RuleSet): Tx | null {
+    if (!(r instanceof RequestResult)) return null;
+    const c = r.#continues;
+    if (c === null || c.rules !== rules) return null;
+    r.#continues = null;
+    return c.t;
+  }
+}
 
 /** Options of {@linkcode runResponse}. */
 export interface ResponseRunOptions {
@@ -1842,23 +1933,24 @@ export function runResponse(
   res: RuleResponse,
   options: ResponseRunOptions,
 ): TxResult {
-  const entry = TRANSACTIONS.get(request);
+  const t = RequestResult.take(request, rules);
   const result: TxResult = { matched: [], tx: request.tx };
-  if (entry === undefined || entry.rules !== rules) return result;
-  TRANSACTIONS.delete(request);
-  const t = entry.t;
+  if (t === null) return result;
   const stopOnDeny = options.stopOnDeny && !t.detectionOnly;
   // A plain `allow` ends inspection for the whole transaction (`allow:request` does not).
-  if (!t.engineOff && !t.allowedAll) {
-    addResponseHead(t.data, res.status, res.protocol, res.headers);
-    t.resetVariables();
+  const inspect = !t.engineOff && !t.allowedAll;
+  t.response = emptyRequestData();
+  if (inspect) addResponseHead(t.response, res.status, res.protocol, res.headers);
+  // Fresh caches: the request phases' went with Tx.release().
+  t.resetVariables();
+  if (inspect) {
     const stop = runPhase(t, rules.phases[3], result, stopOnDeny);
     if (!stop && !t.engineOff) {
       if (res.body !== undefined && rules.responseBody !== null && t.responseBodyAccess) {
         const body = res.body.length > rules.responseBody.maxBytes
           ? res.body.subarray(0, rules.responseBody.maxBytes)
           : res.body;
-        t.data.scalars.set("RESPONSE_BODY", latin1(body));
+        t.response.scalars.set("RESPONSE_BODY", latin1(body));
         t.resetVariables();
       }
       runPhase(t, rules.phases[4], result, stopOnDeny);

@@ -245,3 +245,49 @@ ${LEAK_RULES}`);
   assert.deepEqual(ids(e.inspect(req("/upload/a", form))), [7]); // 8 never saw the body
   assert.deepEqual(ids(e.inspect(req("/form", form))), [8]);
 });
+
+Deno.test("response phases: request variables read after the request phases are the ones they saw", () => {
+  // The request phases end by dropping the request's variables and caches (Tx.release); a
+  // response rule that reads one gets them built again from what the request phases parsed:
+  // the same headers, arguments and body, with the body processor a phase 1 ctl chose.
+  const e = inlineEngine(`
+SecRule REQUEST_HEADERS:Content-Type "@contains json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule ARGS_POST:json.user "@streq mallory" "id:2,phase:2,pass,nolog,setvar:tx.seen=1"
+SecRule REQUEST_HEADERS:User-Agent "@streq probe" "id:10,phase:3,pass,log"
+SecRule ARGS_GET:q "@streq x" "id:11,phase:3,pass,log"
+SecRule ARGS_POST:json.user "@streq mallory" "id:12,phase:4,pass,log,chain"
+  SecRule RESPONSE_BODY "@contains secret" ""
+SecRule REQUEST_BODY_LENGTH "@eq 18" "id:13,phase:4,pass,log"
+SecRule REQUEST_METHOD "@streq POST" "id:14,phase:5,pass,log,msg:'%{REQUEST_URI} %{TX.seen}'"
+`);
+  const headers: [string, string][] = [
+    ["Host", "localhost"],
+    ["User-Agent", "probe"],
+    ["Content-Type", "application/json"],
+  ];
+  const request = req("/search?q=x", { headers, bodyText: `{"user":"mallory"}` });
+  const t = e.inspect(request);
+  assert.deepEqual(ids(t), [1, 2], "the JSON body was parsed in phase 2");
+  // The caller's request may change once inspect() returns; the transaction kept its own.
+  headers[1][1] = "changed";
+  headers.push(["X-Extra", "1"]);
+  request.body = enc.encode(`{"user":"eve"}`);
+  const out = e.inspectResponse(t, response("the secret is out"), true);
+  assert.deepEqual(ids(out), [10, 11, 12, 13, 14]);
+  assert.equal(out.matched.at(-1)?.msg, "/search?q=x 1");
+
+  // Ended in phase 1: there is no body to read, as the request phases never parsed one.
+  const deny = inlineEngine(
+    `
+SecRule REQUEST_HEADERS:User-Agent "@streq probe" "id:1,phase:1,deny,status:403,log"
+SecRule REQUEST_BODY "@contains mallory" "id:2,phase:4,pass,log"
+SecRule &ARGS_POST "@eq 0" "id:3,phase:4,pass,log"
+`,
+    { mode: "monitor" },
+  );
+  const denied = deny.inspect(
+    req("/", { headers: [["User-Agent", "probe"]], bodyText: "user=mallory" }),
+  );
+  assert.deepEqual(ids(denied), [1]);
+  assert.deepEqual(ids(deny.inspectResponse(denied, response("ok"))), [3]);
+});
