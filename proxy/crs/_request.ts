@@ -243,6 +243,8 @@ export function bodyProcessorFor(contentType: string | undefined): string {
  * @param processor URLENCODED, MULTIPART, JSON, XML or "" (none).
  * @param contentType The Content-Type header (for the multipart boundary).
  * @param forceBodyVariable Fill REQUEST_BODY even for processors that do not.
+ * @param jsonDepthLimit Deepest nesting of a JSON body (SecRequestBodyJsonDepthLimit): a deeper
+ *   body is a body error, whatever stack the parse runs on.
  */
 export function parseBody(
   data: RequestData,
@@ -250,6 +252,7 @@ export function parseBody(
   processor: string,
   contentType: string,
   forceBodyVariable: boolean,
+  jsonDepthLimit: number = JSON_DEPTH_LIMIT,
 ): void {
   const sc = data.scalars;
   sc.set("REQUEST_BODY_LENGTH", String(body.length));
@@ -259,7 +262,7 @@ export function parseBody(
   if (body === "") return;
   try {
     if (processor === "URLENCODED") setArgs(data, "POST", parseUrlEncoded(body));
-    else if (processor === "JSON") parseJsonBody(data, body);
+    else if (processor === "JSON") parseJsonBody(data, body, jsonDepthLimit);
     else if (processor === "MULTIPART") parseMultipart(data, body, contentType);
     else if (processor === "XML") parseXml(data, body);
   } catch (e) {
@@ -287,21 +290,31 @@ function toBytesString(s: string): string {
   return latin1(new TextEncoder().encode(s));
 }
 
-function parseJsonBody(data: RequestData, body: string): void {
+/** SecRequestBodyJsonDepthLimit of ModSecurity's modsecurity.conf-recommended. */
+export const JSON_DEPTH_LIMIT = 512;
+
+function parseJsonBody(data: RequestData, body: string, depthLimit: number): void {
   const v = JSON.parse(utf8(body));
   const pairs: [string, string][] = [];
-  const walk = (x: unknown, prefix: string): void => {
+  // `depth`: the arrays and objects enclosing x. The limit makes the outcome of a deeply nested
+  // body the same on every call, rather than depend on how much stack the caller left.
+  const walk = (x: unknown, prefix: string, depth: number): void => {
     if (x === null) pairs.push([prefix, ""]);
-    else if (Array.isArray(x)) {
+    else if (typeof x !== "object") pairs.push([prefix, toBytesString(String(x))]);
+    else if (depth >= depthLimit) {
+      throw new Error(
+        `JSON: nested deeper than ${depthLimit} levels (SecRequestBodyJsonDepthLimit)`,
+      );
+    } else if (Array.isArray(x)) {
       if (x.length === 0) pairs.push([prefix, ""]);
-      x.forEach((y, i) => walk(y, `${prefix}.${i}`));
-    } else if (typeof x === "object") {
+      x.forEach((y, i) => walk(y, `${prefix}.${i}`, depth + 1));
+    } else {
       const entries = Object.entries(x as Record<string, unknown>);
       if (entries.length === 0) pairs.push([prefix, ""]);
-      for (const [k, y] of entries) walk(y, `${prefix}.${toBytesString(k)}`);
-    } else pairs.push([prefix, toBytesString(String(x))]);
+      for (const [k, y] of entries) walk(y, `${prefix}.${toBytesString(k)}`, depth + 1);
+    }
   };
-  walk(v, "json");
+  walk(v, "json", 0);
   setArgs(data, "POST", pairs);
 }
 

@@ -18,6 +18,7 @@ import {
   bodyProcessorFor,
   buildRequestData,
   emptyRequestData,
+  JSON_DEPTH_LIMIT,
   latin1,
   parseBody,
   type RequestData,
@@ -182,6 +183,8 @@ export interface RuleSet {
    * otherwise), or null when SecResponseBodyAccess is Off.
    */
   responseBody: { mediaTypes: string[]; maxBytes: number } | null;
+  /** Deepest nesting of a JSON request body (SecRequestBodyJsonDepthLimit, default 512). */
+  jsonDepthLimit: number;
   /** Paranoia level (from its `paranoia-level/N` tag) of every rule id, kept or pruned. */
   paranoiaById: Map<number, number>;
   /** Numbers of slots of the per-request caches. */
@@ -362,6 +365,7 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
   let mediaTypes = [...RECOMMENDED_RESPONSE_TYPES];
   let mediaTypesSet = false;
   let responseBodyLimit = 512 * 1024;
+  let jsonDepthLimit = JSON_DEPTH_LIMIT;
   const paranoiaById = new Map<number, number>();
   const byId = (id: number): Rule[] =>
     entries.filter((e) => e.rule && e.rule.id === id).map((e) => e.rule!);
@@ -527,6 +531,20 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
         responseBodyLimit = n;
         break;
       }
+      case "secrequestbodyjsondepthlimit": {
+        need(1);
+        const n = Number(d.args[0]);
+        if (!Number.isInteger(n) || n <= 0) {
+          throw new CrsError(
+            "BAD_RULE",
+            `${where}: SecRequestBodyJsonDepthLimit takes a positive number of levels, got "${
+              d.args[0]
+            }"`,
+          );
+        }
+        jsonDepthLimit = n;
+        break;
+      }
       case "seccomponentsignature":
       case "secrequestbodyaccess":
       case "secrequestbodylimit":
@@ -553,7 +571,6 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
       case "secdebugloglevel":
       case "seccollectiontimeout":
       case "secargumentslimit":
-      case "secrequestbodyjsondepthlimit":
       case "sectmpsaveuploadedfiles":
       case "secuploadkeepfiles":
       case "secuploaddir":
@@ -601,6 +618,7 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
     ruleCount,
     ruleEngine,
     responseBody: responseBodyAccess ? { mediaTypes, maxBytes: responseBodyLimit } : null,
+    jsonDepthLimit,
     paranoiaById,
     ...finishRules(entries, phases, options.prefilter ?? true),
   };
@@ -1816,6 +1834,7 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
     headers: req.headers,
     remoteAddr: req.remoteAddr,
     contentType: ctHeader,
+    jsonDepthLimit: rules.jsonDepthLimit,
     body: null,
   };
   const data = buildData(recipe);
@@ -1843,6 +1862,7 @@ export function runTransaction(rules: RuleSet, req: RuleRequest, options: RunOpt
         recipe.body.processor,
         ctHeader,
         recipe.body.forceBodyVariable,
+        recipe.jsonDepthLimit,
       );
       t.resetVariables();
     }
@@ -1867,6 +1887,7 @@ interface DataRecipe {
   headers: [string, string][];
   remoteAddr: string;
   contentType: string;
+  jsonDepthLimit: number;
   body: { text: string; processor: string; forceBodyVariable: boolean } | null;
 }
 
@@ -1874,7 +1895,14 @@ interface DataRecipe {
 function buildData(r: DataRecipe): RequestData {
   const data = buildRequestData(r.method, r.target, r.protocol, r.headers, r.remoteAddr);
   if (r.body !== null) {
-    parseBody(data, r.body.text, r.body.processor, r.contentType, r.body.forceBodyVariable);
+    parseBody(
+      data,
+      r.body.text,
+      r.body.processor,
+      r.contentType,
+      r.body.forceBodyVariable,
+      r.jsonDepthLimit,
+    );
   }
   return data;
 }

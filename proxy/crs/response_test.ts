@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { RuleRequest, RuleResponse } from "../rule_engine.ts";
+import type { TxResult } from "./engine.ts";
 import { CrsError } from "./_errors.ts";
 import { denoFiles } from "./_io.ts";
 import { inlineEngine, req, sharedCrs } from "./_testutil.ts";
@@ -251,19 +252,19 @@ Deno.test("response phases: request variables read after the request phases are 
   // response rule that reads one gets them built again from what the request phases parsed:
   // the same headers, arguments and body, with the body processor a phase 1 ctl chose.
   const e = inlineEngine(`
-SecRule REQUEST_HEADERS:Content-Type "@contains json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@contains text/plain" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON,ctl:forceRequestBodyVariable=On"
 SecRule ARGS_POST:json.user "@streq mallory" "id:2,phase:2,pass,nolog,setvar:tx.seen=1"
 SecRule REQUEST_HEADERS:User-Agent "@streq probe" "id:10,phase:3,pass,log"
 SecRule ARGS_GET:q "@streq x" "id:11,phase:3,pass,log"
 SecRule ARGS_POST:json.user "@streq mallory" "id:12,phase:4,pass,log,chain"
   SecRule RESPONSE_BODY "@contains secret" ""
-SecRule REQUEST_BODY_LENGTH "@eq 18" "id:13,phase:4,pass,log"
+SecRule REQUEST_BODY "@contains mallory" "id:13,phase:4,pass,log"
 SecRule REQUEST_METHOD "@streq POST" "id:14,phase:5,pass,log,msg:'%{REQUEST_URI} %{TX.seen}'"
 `);
   const headers: [string, string][] = [
     ["Host", "localhost"],
     ["User-Agent", "probe"],
-    ["Content-Type", "application/json"],
+    ["Content-Type", "text/plain"], // JSON only because rule 1 says so; REQUEST_BODY by force
   ];
   const request = req("/search?q=x", { headers, bodyText: `{"user":"mallory"}` });
   const t = e.inspect(request);
@@ -271,23 +272,76 @@ SecRule REQUEST_METHOD "@streq POST" "id:14,phase:5,pass,log,msg:'%{REQUEST_URI}
   // The caller's request may change once inspect() returns; the transaction kept its own.
   headers[1][1] = "changed";
   headers.push(["X-Extra", "1"]);
-  request.body = enc.encode(`{"user":"eve"}`);
+  request.body!.set(enc.encode(`{"user":"eve____"}`));
   const out = e.inspectResponse(t, response("the secret is out"), true);
   assert.deepEqual(ids(out), [10, 11, 12, 13, 14]);
   assert.equal(out.matched.at(-1)?.msg, "/search?q=x 1");
+});
 
-  // Ended in phase 1: there is no body to read, as the request phases never parsed one.
+Deno.test("response phases: a transaction that ended in phase 1 has no body variables after it either", () => {
   const deny = inlineEngine(
     `
 SecRule REQUEST_HEADERS:User-Agent "@streq probe" "id:1,phase:1,deny,status:403,log"
 SecRule REQUEST_BODY "@contains mallory" "id:2,phase:4,pass,log"
 SecRule &ARGS_POST "@eq 0" "id:3,phase:4,pass,log"
+SecRule REQUEST_BODY_LENGTH "@eq 0" "id:4,phase:4,pass,log"
+SecRule ARGS_GET:a "@streq 1" "id:5,phase:4,pass,log"
+`,
+    { mode: "block" },
+  );
+  const form: [string, string][] = [
+    ["User-Agent", "probe"],
+    ["Content-Type", "application/x-www-form-urlencoded"],
+  ];
+  const denied = deny.inspect(req("/?a=1", { headers: form, bodyText: "user=mallory" }));
+  assert.deepEqual(ids(denied), [1]);
+  // The proxy answers 403 without forwarding, but a caller may still ask: nothing of the body.
+  assert.deepEqual(ids(deny.inspectResponse(denied, response("ok"))), [3, 4, 5]);
+  // In monitor mode the deny does not stop the request phases: the body was parsed.
+  const monitor = inlineEngine(
+    `
+SecRule REQUEST_HEADERS:User-Agent "@streq probe" "id:1,phase:1,deny,status:403,log"
+SecRule REQUEST_BODY "@contains mallory" "id:2,phase:4,pass,log"
 `,
     { mode: "monitor" },
   );
-  const denied = deny.inspect(
-    req("/", { headers: [["User-Agent", "probe"]], bodyText: "user=mallory" }),
+  const seen = monitor.inspect(req("/", { headers: form, bodyText: "user=mallory" }));
+  assert.deepEqual(ids(monitor.inspectResponse(seen, response("ok"))), [2]);
+});
+
+Deno.test("JSON bodies: nesting beyond SecRequestBodyJsonDepthLimit is a body error, on any stack", () => {
+  const rules = `
+SecRule REQBODY_ERROR "@eq 1" "id:1,phase:2,pass,log,msg:'%{REQBODY_ERROR_MSG}'"
+SecRule &ARGS_POST "@gt 0" "id:2,phase:2,pass,log"
+SecRule REQBODY_ERROR "@eq 1" "id:3,phase:4,pass,log"
+SecRule &ARGS_POST "@gt 0" "id:4,phase:4,pass,log"
+`;
+  const json: [string, string][] = [["Content-Type", "application/json"]];
+  const nested = (n: number) => "[".repeat(n) + "1" + "]".repeat(n);
+  const e = inlineEngine(rules);
+  // The default is ModSecurity's recommended 512 levels.
+  const ok = e.inspect(req("/", { headers: json, bodyText: nested(512) }));
+  assert.deepEqual(ids(ok), [2]);
+  assert.deepEqual(ids(e.inspectResponse(ok, response("x"))), [4]);
+  const deep = e.inspect(req("/", { headers: json, bodyText: nested(513) }));
+  assert.deepEqual(ids(deep), [1]);
+  assert.match(deep.matched[0].msg, /nested deeper than 512 levels/);
+  assert.deepEqual(ids(e.inspectResponse(deep, response("x"))), [3]);
+  // Far deeper, from a deep stack and a shallow one: the same outcome, not a stack overflow.
+  const body = nested(20_000);
+  const onStack = (depth: number): TxResult =>
+    depth === 0 ? e.inspect(req("/", { headers: json, bodyText: body })) : onStack(depth - 1);
+  for (const r of [onStack(0), onStack(2_000)]) {
+    assert.deepEqual(ids(r), [1]);
+    assert.match(r.matched[0].msg, /nested deeper than 512 levels/);
+    assert.deepEqual(ids(e.inspectResponse(r, response("x"))), [3]);
+  }
+  // The directive sets the limit, and a bad value is refused at load with file:line.
+  const three = inlineEngine(`SecRequestBodyJsonDepthLimit 3\n${rules}`);
+  assert.deepEqual(ids(three.inspect(req("/", { headers: json, bodyText: nested(3) }))), [2]);
+  assert.deepEqual(ids(three.inspect(req("/", { headers: json, bodyText: nested(4) }))), [1]);
+  assert.throws(
+    () => inlineEngine("SecRequestBodyJsonDepthLimit deep"),
+    /test\.conf:1: SecRequestBodyJsonDepthLimit takes a positive number of levels, got "deep"/,
   );
-  assert.deepEqual(ids(denied), [1]);
-  assert.deepEqual(ids(deny.inspectResponse(denied, response("ok"))), [3]);
 });
