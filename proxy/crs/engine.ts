@@ -381,6 +381,18 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
         );
       }
     };
+    /** The directive's one argument as a positive integer (`unit` names it in the error). */
+    const positive = (unit: string): number => {
+      need(1);
+      const n = Number(d.args[0]);
+      if (!Number.isInteger(n) || n <= 0) {
+        throw new CrsError(
+          "BAD_RULE",
+          `${where}: ${d.name} takes a positive number of ${unit}, got "${d.args[0]}"`,
+        );
+      }
+      return n;
+    };
     switch (name) {
       case "secrule":
       case "secaction": {
@@ -519,32 +531,12 @@ export function compileRules(directives: Directive[], options: CompileOptions): 
         mediaTypes = [];
         mediaTypesSet = true;
         break;
-      case "secresponsebodylimit": {
-        need(1);
-        const n = Number(d.args[0]);
-        if (!Number.isInteger(n) || n <= 0) {
-          throw new CrsError(
-            "BAD_RULE",
-            `${where}: SecResponseBodyLimit takes a positive number of bytes, got "${d.args[0]}"`,
-          );
-        }
-        responseBodyLimit = n;
+      case "secresponsebodylimit":
+        responseBodyLimit = positive("bytes");
         break;
-      }
-      case "secrequestbodyjsondepthlimit": {
-        need(1);
-        const n = Number(d.args[0]);
-        if (!Number.isInteger(n) || n <= 0) {
-          throw new CrsError(
-            "BAD_RULE",
-            `${where}: SecRequestBodyJsonDepthLimit takes a positive number of levels, got "${
-              d.args[0]
-            }"`,
-          );
-        }
-        jsonDepthLimit = n;
+      case "secrequestbodyjsondepthlimit":
+        jsonDepthLimit = positive("levels");
         break;
-      }
       case "seccomponentsignature":
       case "secrequestbodyaccess":
       case "secrequestbodylimit":
