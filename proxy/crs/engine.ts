@@ -1206,7 +1206,7 @@ class Tx {
     return this.#data ??= buildData(this.#recipe!);
   }
 
-  /** Where a variable lives: the response's (`RESPONSE_*`, once the response is in) or the request's. */
+  /** Where a variable lives: the response's (`RESPONSE_*`, once it is in), else the request's. */
   #source(name: string): RequestData {
     return this.response !== null && name.startsWith("RESPONSE_") ? this.response : this.data;
   }
@@ -1901,9 +1901,8 @@ function buildData(r: DataRecipe): RequestData {
 
 /**
  * What runTransaction() returns for a request: its result, and privately the transaction its
- * response phases continue in, with the rule set it belongs to. A private field rather than a
- * WeakMap keyed by the result: an entry per request made the WeakMap's garbage collection cost
- * about a third of a small request's evaluation.
+ * response phases continue in (released: see Tx.release), with the rule set it belongs to. Only
+ * a result from runTransaction() on that rule set continues, and only once.
  */
 class RequestResult implements TxResult {
   matched: TxResult["matched"] = [];
