@@ -37,7 +37,6 @@ export interface RequestData {
   /** Lowercased key index of each collection, built on first use. */
   index: Map<string, Map<string, VarElem[]>>;
   scalars: Map<string, string>;
-  bodyError: string;
 }
 
 /** Converts bytes to a byte string. */
@@ -132,7 +131,7 @@ export function addResponseHead(
 
 /** Collections and scalars with nothing in them (the response's, before its head is added). */
 export function emptyRequestData(): RequestData {
-  return { collections: new Map(), index: new Map(), scalars: new Map(), bodyError: "" };
+  return { collections: new Map(), index: new Map(), scalars: new Map() };
 }
 
 /** Builds the request-line and header collections (phase 1). */
@@ -147,7 +146,6 @@ export function buildRequestData(
     collections: new Map(),
     index: new Map(),
     scalars: new Map(),
-    bodyError: "0",
   };
   const sc = data.scalars;
   sc.set("REQUEST_METHOD", method);

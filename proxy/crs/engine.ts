@@ -7,7 +7,13 @@
  *
  * @module
  */
-import type { RuleMatch, RuleRequest, RuleResponse, RuleVerdict } from "../rule_engine.ts";
+import type {
+  ResponseBodyAccess,
+  RuleMatch,
+  RuleRequest,
+  RuleResponse,
+  RuleVerdict,
+} from "../rule_engine.ts";
 import { CrsError } from "./_errors.ts";
 import { compileOperator, type Operator } from "./_operators.ts";
 import { hasKeyPrefix, keyPrefixOf } from "./_keys.ts";
@@ -182,7 +188,7 @@ export interface RuleSet {
    * SecResponseBodyLimit; ModSecurity's recommended settings unless the directives say
    * otherwise), or null when SecResponseBodyAccess is Off.
    */
-  responseBody: { mediaTypes: string[]; maxBytes: number } | null;
+  responseBody: ResponseBodyAccess | null;
   /** Deepest nesting of a JSON request body (SecRequestBodyJsonDepthLimit, default 512). */
   jsonDepthLimit: number;
   /** Paranoia level (from its `paranoia-level/N` tag) of every rule id, kept or pruned. */
