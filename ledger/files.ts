@@ -30,7 +30,7 @@ const PARALLEL_MIN_BYTES = 64 << 20;
 /** How many times a file a writer changed while it was being read is read again. */
 const LIVE_ATTEMPTS = 5;
 
-/** A file's size and modification time, or null when it cannot be read. */
+/** A file's size and modification and change times, or null when it cannot be read. */
 async function stamp(path: string): Promise<string | null> {
   try {
     const info = await Deno.stat(path);
